@@ -1,0 +1,1 @@
+//! Conformance result model and its JSON, JUnit, Markdown and HTML renderers.
