@@ -213,7 +213,9 @@ mod tests {
             if cut < MSG.len() {
                 assert_eq!(first, Frame::NeedMore, "cut {cut}");
             }
-            assert!(matches!(f.next_frame(&stream), Frame::Message { len, .. } if len == MSG.len()));
+            assert!(
+                matches!(f.next_frame(&stream), Frame::Message { len, .. } if len == MSG.len())
+            );
         }
     }
 
@@ -233,7 +235,9 @@ mod tests {
         let mut f = Framer::new(30);
         assert_eq!(
             f.next_frame(b"X sip:a SIP/2.0\r\nl: 99\r\n\r\n"),
-            Frame::TooLarge { declared: Some(26 + 99) }
+            Frame::TooLarge {
+                declared: Some(26 + 99)
+            }
         );
     }
 

@@ -61,7 +61,14 @@ impl Id {
             upper |= pair[0].is_ascii_uppercase() || pair[1].is_ascii_uppercase();
             out[i] = hi << 4 | lo;
         }
-        Ok((Id(out), if upper { HexCase::Upper } else { HexCase::Lower }))
+        Ok((
+            Id(out),
+            if upper {
+                HexCase::Upper
+            } else {
+                HexCase::Lower
+            },
+        ))
     }
 
     /// Parses an ID written in lower case only (what senders must emit, ID-1).

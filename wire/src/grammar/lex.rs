@@ -1,0 +1,247 @@
+/*!
+Lexical rules of RFC 3261 §25.1: character classes, linear white space,
+tokens, quoted strings, numbers.
+
+Character classes are 256-entry tables, so a `take_while` over a class
+costs one load per byte.
+*/
+
+use std::borrow::Cow;
+
+use nom::bytes::complete::{tag, take_while, take_while1};
+use nom::character::complete::char;
+use nom::combinator::{opt, recognize};
+use nom::{IResult, Parser};
+
+/// The nom result of every grammar rule: the cheap, allocation-free error.
+pub(crate) type Res<'a, T> = IResult<&'a [u8], T>;
+
+const fn class(extra: &[u8], alnum: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    if alnum {
+        let mut c = b'0';
+        while c <= b'9' {
+            t[c as usize] = true;
+            c += 1;
+        }
+        let mut c = b'a';
+        while c <= b'z' {
+            t[c as usize] = true;
+            t[(c - 32) as usize] = true;
+            c += 1;
+        }
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// `token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")`
+pub(crate) static TOKEN: [bool; 256] = class(b"-.!%*_+`'~", true);
+/// `hostname` characters (labels and dots); IPv6 references are separate.
+pub(crate) static HOST: [bool; 256] = class(b"-._", true);
+/// `user = 1*( unreserved / escaped / user-unreserved )`
+/// `user-unreserved = "&" / "=" / "+" / "$" / "," / ";" / "?" / "/"`
+/// (`;` and `?` excluded here: we end the user part at `@`, see `uri`.)
+pub(crate) static USER: [bool; 256] = class(b"-_.!~*'()%&=+$,;?/", true);
+/// `password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )`
+pub(crate) static PASSWORD: [bool; 256] = class(b"-_.!~*'()%&=+$,", true);
+/// `paramchar = param-unreserved / unreserved / escaped`
+/// `param-unreserved = "[" / "]" / "/" / ":" / "&" / "+" / "$"`
+pub(crate) static PARAMCHAR: [bool; 256] = class(b"[]/:&+$-_.!~*'()%", true);
+/// `hnv-unreserved / unreserved / escaped` plus `=` and `&` separators.
+pub(crate) static URI_HEADERS: [bool; 256] = class(b"[]/?:+$-_.!~*'()%=&", true);
+/// `word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" /
+/// "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" / "[" /
+/// "]" / "?" / "{" / "}" )` (Call-ID).
+pub(crate) static WORD: [bool; 256] = class(b"-.!%*_+`'~()<>:\\\"/[]?{}", true);
+/// Characters of an IPv6 reference body.
+pub(crate) static IPV6: [bool; 256] = class(b":.", true);
+/// Characters an opaque (non-SIP) URI may hold inside angle brackets.
+pub(crate) static OPAQUE: [bool; 256] = class(b"-_.!~*'()%;/?:@&=+$,[]#", true);
+
+pub(crate) fn is_wsp(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// `LWS = [*WSP CRLF] 1*WSP` and `SWS = [LWS]`, as one skip. A fold inside
+/// a header value is CRLF (or a bare LF) followed by white space.
+pub(crate) fn sws(i: &[u8]) -> Res<'_, ()> {
+    let mut n = 0;
+    loop {
+        match i.get(n) {
+            Some(b' ' | b'\t') => n += 1,
+            Some(b'\r')
+                if i.get(n + 1) == Some(&b'\n') && i.get(n + 2).is_some_and(|b| is_wsp(*b)) =>
+            {
+                n += 3
+            }
+            Some(b'\n') if i.get(n + 1).is_some_and(|b| is_wsp(*b)) => n += 2,
+            _ => return Ok((&i[n..], ())),
+        }
+    }
+}
+
+/// `LWS`: at least one white space.
+pub(crate) fn lws(i: &[u8]) -> Res<'_, ()> {
+    let (rest, ()) = sws(i)?;
+    if rest.len() == i.len() {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Space,
+        )));
+    }
+    Ok((rest, ()))
+}
+
+/// A separator with optional white space around it: SEMI, EQUAL, COMMA,
+/// SLASH, COLON of RFC 3261 §25.1.
+pub(crate) fn sep(c: char) -> impl FnMut(&[u8]) -> Res<'_, ()> {
+    move |i| {
+        let (i, _) = (sws, char(c), sws).parse(i)?;
+        Ok((i, ()))
+    }
+}
+
+pub(crate) fn token(i: &[u8]) -> Res<'_, &[u8]> {
+    take_while1(|b| TOKEN[b as usize]).parse(i)
+}
+
+/// `quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE`, returned
+/// with its quotes (as sent).
+pub(crate) fn quoted_string(i: &[u8]) -> Res<'_, &[u8]> {
+    if i.first() != Some(&b'"') {
+        return Err(err(i, nom::error::ErrorKind::Char));
+    }
+    let mut n = 1;
+    while n < i.len() {
+        match i[n] {
+            b'\\' => n += 2,
+            b'"' => return Ok((&i[n + 1..], &i[..n + 1])),
+            _ => n += 1,
+        }
+    }
+    Err(err(i, nom::error::ErrorKind::Eof))
+}
+
+/// `gen-value = token / host / quoted-string`
+pub(crate) fn gen_value(i: &[u8]) -> Res<'_, &[u8]> {
+    if i.first() == Some(&b'"') {
+        quoted_string(i)
+    } else if i.first() == Some(&b'[') {
+        recognize((
+            tag(&b"["[..]),
+            take_while1(|b| IPV6[b as usize]),
+            tag(&b"]"[..]),
+        ))
+        .parse(i)
+    } else {
+        // token and host share every character but ':' (IPv6 without
+        // brackets appears in `received`), which we allow here.
+        take_while1(|b| TOKEN[b as usize] || b == b':').parse(i)
+    }
+}
+
+/// `generic-param = token [ EQUAL gen-value ]`, after the SEMI.
+pub(crate) fn generic_param(i: &[u8]) -> Res<'_, (&[u8], Option<&[u8]>)> {
+    let (i, name) = token(i)?;
+    let (i, value) = opt(|i| {
+        let (i, ()) = sep('=')(i)?;
+        gen_value(i)
+    })
+    .parse(i)?;
+    Ok((i, (name, value)))
+}
+
+/// `1*DIGIT` as a u32, saturating (RFC 3261 §20.19: a delta-seconds above
+/// 2^32-1 means 2^32-1).
+pub(crate) fn number_saturating(i: &[u8]) -> Res<'_, u32> {
+    let (rest, digits) = take_while1(|b: u8| b.is_ascii_digit()).parse(i)?;
+    let n = digits.iter().fold(0u64, |n, d| {
+        (n * 10 + (d - b'0') as u64).min(u32::MAX as u64)
+    });
+    Ok((rest, n as u32))
+}
+
+/// `1*DIGIT` that must fit `max`.
+pub(crate) fn number_max(i: &[u8], max: u32) -> Res<'_, u32> {
+    let (rest, digits) = take_while1(|b: u8| b.is_ascii_digit()).parse(i)?;
+    let mut n = 0u64;
+    for d in digits {
+        n = n * 10 + (d - b'0') as u64;
+        if n > max as u64 {
+            return Err(nom::Err::Failure(nom::error::Error::new(
+                i,
+                nom::error::ErrorKind::TooLarge,
+            )));
+        }
+    }
+    Ok((rest, n as u32))
+}
+
+pub(crate) fn port(i: &[u8]) -> Res<'_, u16> {
+    let (rest, n) = number_max(i, u16::MAX as u32)?;
+    Ok((rest, n as u16))
+}
+
+pub(crate) fn spaces(i: &[u8]) -> Res<'_, &[u8]> {
+    take_while(is_wsp).parse(i)
+}
+
+pub(crate) fn err(i: &[u8], kind: nom::error::ErrorKind) -> nom::Err<nom::error::Error<&[u8]>> {
+    nom::Err::Error(nom::error::Error::new(i, kind))
+}
+
+/// Bytes the class tables already restricted to ASCII, as text.
+pub(crate) fn text(s: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(s) {
+        Ok(t) => Cow::Borrowed(t),
+        // Only reachable for free text (display names, reason phrases,
+        // unknown headers); such bytes are kept readable rather than refused.
+        Err(_) => String::from_utf8_lossy(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sws_skips_folds() {
+        assert_eq!(sws(b" \r\n\t x").unwrap().0, b"x");
+        assert_eq!(sws(b"\r\nx").unwrap().0, b"\r\nx"); // a line end, not a fold
+        assert_eq!(sws(b" \n x").unwrap().0, b"x");
+        assert!(lws(b"x").is_err());
+    }
+
+    #[test]
+    fn quoted_string_with_escapes() {
+        assert_eq!(
+            quoted_string(br#""a \"b\" c" rest"#).unwrap(),
+            (&b" rest"[..], &br#""a \"b\" c""#[..])
+        );
+        assert!(quoted_string(b"\"open").is_err());
+    }
+
+    #[test]
+    fn generic_param_with_spaces() {
+        let (rest, (n, v)) = generic_param(b"expires = 600;x").unwrap();
+        assert_eq!(
+            (n, v, rest),
+            (&b"expires"[..], Some(&b"600"[..]), &b";x"[..])
+        );
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(
+            number_saturating(b"99999999999x").unwrap(),
+            (&b"x"[..], u32::MAX)
+        );
+        assert!(port(b"65536").is_err());
+        assert_eq!(port(b"65535").unwrap().1, 65535);
+    }
+}

@@ -1,0 +1,658 @@
+/*!
+The message grammar (RFC 3261 §7, §25) and the checks of the senders'
+rules (PROFILE §1-2).
+
+```text
+SIP-message    =  Request / Response
+Request        =  Request-Line *( message-header ) CRLF [ message-body ]
+Response       =  Status-Line *( message-header ) CRLF [ message-body ]
+Request-Line   =  Method SP Request-URI SP SIP-Version CRLF
+Status-Line    =  SIP-Version SP Status-Code SP Reason-Phrase CRLF
+message-header =  header-name HCOLON header-value CRLF
+```
+
+A header line runs to the first line end not followed by white space (a
+fold, RFC 3261 §7.3.1). The parser reads what is there; `validate` then
+records every departure from the senders' rules, and the mode decides which
+ones are errors.
+*/
+
+pub(crate) mod header;
+pub(crate) mod lex;
+pub(crate) mod uri;
+
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr};
+
+use memchr::memchr;
+
+use crate::error::{Deviation, ErrorKind, ParseError, Warnings};
+use crate::framer::{Frame, Framer};
+use crate::message::{
+    Contact, Header, Host, IdentityHeader, Message, Method, Peer, StartLine, Uri,
+};
+use crate::profile::{ParseOptions, Profile, Transport};
+
+/// A parsed message, the deviations it showed, and how many input bytes
+/// it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed<'a> {
+    pub message: Message<'a>,
+    pub warnings: Warnings,
+    pub len: usize,
+}
+
+/// Parse state shared by the rules: where the message starts (for
+/// offsets), the deviations seen, and the kind of the first failure.
+pub(crate) struct Cx<'a> {
+    pub(crate) base: &'a [u8],
+    pub(crate) warnings: Warnings,
+    pub(crate) profile: Profile,
+    pub(crate) failure: Option<ErrorKind>,
+}
+
+impl<'a> Cx<'a> {
+    pub(crate) fn new(base: &'a [u8], profile: Profile) -> Cx<'a> {
+        Cx {
+            base,
+            warnings: Warnings::default(),
+            profile,
+            failure: None,
+        }
+    }
+
+    /// The offset of `at`, a slice of the input.
+    pub(crate) fn offset(&self, at: &[u8]) -> usize {
+        let start = self.base.as_ptr() as usize;
+        let p = at.as_ptr() as usize;
+        if p >= start && p <= start + self.base.len() {
+            p - start
+        } else {
+            self.base.len()
+        }
+    }
+
+    pub(crate) fn deviate(&mut self, d: Deviation, at: &[u8]) {
+        let offset = self.offset(at);
+        self.warnings.record(d, offset);
+    }
+
+    /// Names the kind of a failure before it is returned through nom.
+    pub(crate) fn fail(&mut self, kind: ErrorKind) {
+        self.failure.get_or_insert(kind);
+    }
+}
+
+/// Parses one whole message from a datagram (or a framed stream message).
+///
+/// The body is what Content-Length says; extra bytes after it are ignored,
+/// as RFC 3261 §18.3 says for datagrams.
+pub fn parse(input: &[u8], opts: ParseOptions) -> Result<Parsed<'_>, ParseError> {
+    if input.len() > opts.max_size {
+        return Err(ParseError::new(opts.max_size, ErrorKind::TooLarge));
+    }
+    let mut cx = Cx::new(input, opts.profile);
+    let parsed = message(&mut cx, input, opts)?;
+    if let Some((d, offset)) = parsed.warnings.first_refused(opts.strict) {
+        return Err(ParseError::new(offset, ErrorKind::Deviation(d)));
+    }
+    Ok(parsed)
+}
+
+/// What the start of a stream buffer holds (WIRE-9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Streamed<'a> {
+    /// A message and the bytes after it.
+    Message(Parsed<'a>, &'a [u8]),
+    /// A CRLF CRLF keep-alive (answer CRLF) and the bytes after it.
+    Ping(&'a [u8]),
+    /// A CRLF keep-alive answer and the bytes after it.
+    Pong(&'a [u8]),
+    /// The buffer ends inside a message.
+    NeedMore,
+}
+
+/// Parses the first message of a stream buffer, returning the rest.
+pub fn parse_one(input: &[u8], opts: ParseOptions) -> Result<Streamed<'_>, ParseError> {
+    let mut framer = Framer::new(opts.max_size);
+    match framer.next_frame(input) {
+        Frame::NeedMore => Ok(Streamed::NeedMore),
+        Frame::Ping { len } => Ok(Streamed::Ping(&input[len..])),
+        Frame::Pong { len } => Ok(Streamed::Pong(&input[len..])),
+        Frame::TooLarge { .. } => Err(ParseError::new(
+            opts.max_size.min(input.len()),
+            ErrorKind::TooLarge,
+        )),
+        Frame::BadContentLength { offset } => Err(ParseError::new(
+            offset,
+            ErrorKind::HeaderValue("Content-Length"),
+        )),
+        Frame::Message { len, .. } => {
+            let opts = ParseOptions {
+                transport: opts.transport.or(Some(Transport::Tcp)),
+                ..opts
+            };
+            let parsed = parse(&input[..len], opts)?;
+            Ok(Streamed::Message(parsed, &input[len..]))
+        }
+    }
+}
+
+/// The STUN test of RFC 5389 §6 / RFC 7983: first two bits zero and the
+/// magic cookie at bytes 4..8.
+pub fn looks_like_stun(input: &[u8]) -> bool {
+    input.len() >= 20 && input[0] < 2 && input[4..8] == [0x21, 0x12, 0xa4, 0x42]
+}
+
+fn message<'a>(
+    cx: &mut Cx<'a>,
+    input: &'a [u8],
+    opts: ParseOptions,
+) -> Result<Parsed<'a>, ParseError> {
+    if looks_like_stun(input) {
+        return Err(ParseError::new(0, ErrorKind::Stun));
+    }
+    // RFC 3261 §7.5: CRLFs before the start line are ignored.
+    let skip = input
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    let start_at = &input[skip..];
+    match start_at.first() {
+        None => return Err(ParseError::new(input.len(), ErrorKind::Incomplete)),
+        Some(b) if !lex::TOKEN[*b as usize] => {
+            return Err(ParseError::new(skip, ErrorKind::NotSip));
+        }
+        _ => {}
+    }
+    let line_end = memchr(b'\n', start_at)
+        .ok_or_else(|| ParseError::new(input.len(), ErrorKind::Incomplete))?;
+    let line = strip_cr(cx, &start_at[..line_end], line_end, start_at);
+    let start = start_line(cx, line)?;
+
+    let mut pos = skip + line_end + 1;
+    let mut headers = Vec::with_capacity(count_lines(&input[pos..]));
+    loop {
+        let rest = &input[pos..];
+        match rest {
+            [b'\r', b'\n', ..] => {
+                pos += 2;
+                break;
+            }
+            [b'\n', ..] => {
+                cx.deviate(Deviation::BareLf, rest);
+                pos += 1;
+                break;
+            }
+            [] => return Err(ParseError::new(input.len(), ErrorKind::Incomplete)),
+            _ => {}
+        }
+        let end = logical_line_end(cx, rest)
+            .ok_or_else(|| ParseError::new(input.len(), ErrorKind::Incomplete))?;
+        let line = strip_cr(cx, &rest[..end], end, rest);
+        header_line(cx, line, &mut headers)?;
+        pos += end + 1;
+    }
+
+    let available = &input[pos..];
+    let declared = headers.iter().find_map(|h| match h {
+        Header::ContentLength(n) => Some(*n as usize),
+        _ => None,
+    });
+    let body: &[u8] = match declared {
+        Some(n) if n > available.len() => {
+            return Err(ParseError::new(input.len(), ErrorKind::BodyTruncated));
+        }
+        Some(n) => &available[..n],
+        None => available,
+    };
+    let msg = Message {
+        start,
+        headers,
+        body: Cow::Borrowed(body),
+    };
+    validate(cx, &msg, pos, declared.is_some(), opts);
+    Ok(Parsed {
+        message: msg,
+        warnings: cx.warnings,
+        len: pos + body.len(),
+    })
+}
+
+/// Drops the CR of a CRLF line end, recording a bare LF.
+fn strip_cr<'a>(cx: &mut Cx<'a>, line: &'a [u8], lf_at: usize, buf: &'a [u8]) -> &'a [u8] {
+    match line.last() {
+        Some(b'\r') => &line[..line.len() - 1],
+        _ => {
+            cx.deviate(Deviation::BareLf, &buf[lf_at..]);
+            line
+        }
+    }
+}
+
+/// An upper bound on the number of header values: one per line, plus one
+/// per comma (lists), counted in one pass.
+fn count_lines(s: &[u8]) -> usize {
+    let head = memchr::memmem::find(s, b"\n\r\n").map_or(s.len(), |e| e + 1);
+    memchr::memchr2_iter(b'\n', b',', &s[..head]).count() + 1
+}
+
+/// The offset of the LF that ends the logical line starting at `s`
+/// (continuation lines begin with white space).
+fn logical_line_end(cx: &mut Cx<'_>, s: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    loop {
+        let nl = from + memchr(b'\n', &s[from..])?;
+        match s.get(nl + 1) {
+            Some(b' ' | b'\t') => {
+                if nl == 0 || s[nl - 1] != b'\r' {
+                    cx.deviate(Deviation::BareLf, &s[nl..]);
+                }
+                from = nl + 1;
+            }
+            _ => return Some(nl),
+        }
+    }
+}
+
+/// `Request-Line` or `Status-Line`.
+fn start_line<'a>(cx: &mut Cx<'a>, line: &'a [u8]) -> Result<StartLine<'a>, ParseError> {
+    let bad = |at: &[u8], cx: &Cx<'a>| ParseError::new(cx.offset(at), ErrorKind::StartLine);
+    if line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"SIP/2.0 ") {
+        // Status-Code = 3DIGIT, Reason-Phrase = *(any text)
+        let rest = &line[8..];
+        if rest.len() < 3
+            || !rest[..3].iter().all(u8::is_ascii_digit)
+            || rest.get(3).is_some_and(|b| *b != b' ')
+        {
+            return Err(bad(rest, cx));
+        }
+        let code = rest[..3]
+            .iter()
+            .fold(0u16, |n, d| n * 10 + (d - b'0') as u16);
+        if !(100..=699).contains(&code) {
+            return Err(bad(rest, cx));
+        }
+        let reason = rest.get(4..).unwrap_or(b"");
+        return Ok(StartLine::Response {
+            code,
+            reason: lex::text(reason),
+        });
+    }
+    let (rest, method) = lex::token(line).map_err(|_| bad(line, cx))?;
+    let rest = rest.strip_prefix(b" ").ok_or_else(|| bad(rest, cx))?;
+    let (rest, uri) = uri::uri(cx, rest, uri::Place::RequestLine).map_err(|e| {
+        let at = header::failed_at(e, rest);
+        ParseError::new(cx.offset(at), ErrorKind::Uri)
+    })?;
+    let version = rest.strip_prefix(b" ").ok_or_else(|| bad(rest, cx))?;
+    if !version.eq_ignore_ascii_case(b"SIP/2.0") {
+        return Err(bad(version, cx));
+    }
+    let method = match Method::from_token(std::str::from_utf8(method).map_err(|_| bad(method, cx))?)
+    {
+        Method::Other(_) => Method::Other(lex::text(method)),
+        known => known.into_owned(),
+    };
+    Ok(StartLine::Request { method, uri })
+}
+
+/// Which typed rule reads a header, by name (case-insensitive, compact
+/// forms of RFC 3261 §7.3.3 included).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Name {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    Contact,
+    Expires,
+    MaxForwards,
+    ContentLength,
+    Require,
+    Supported,
+    Unsupported,
+    RecordRoute,
+    Route,
+    RequestDisposition,
+    DhtPeerId,
+    DhtNodeId,
+    DhtLink,
+    /// A header the model keeps as text, under its canonical name.
+    Known(&'static str),
+    Unknown,
+}
+
+fn header_name(name: &[u8], profile: Profile) -> Name {
+    let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    match name.len() {
+        1 => match name[0].to_ascii_lowercase() {
+            b'v' => Name::Via,
+            b'f' => Name::From,
+            b't' => Name::To,
+            b'i' => Name::CallId,
+            b'm' => Name::Contact,
+            b'l' => Name::ContentLength,
+            b'k' => Name::Supported,
+            b'c' => Name::Known("Content-Type"),
+            b's' => Name::Known("Subject"),
+            b'e' => Name::Known("Content-Encoding"),
+            b'o' => Name::Known("Event"),
+            b'r' => Name::Known("Refer-To"),
+            b'u' => Name::Known("Allow-Events"),
+            b'd' => Name::RequestDisposition,
+            _ => Name::Unknown,
+        },
+        _ if eq(b"Via") => Name::Via,
+        _ if eq(b"From") => Name::From,
+        _ if eq(b"To") => Name::To,
+        _ if eq(b"Call-ID") => Name::CallId,
+        _ if eq(b"CSeq") => Name::CSeq,
+        _ if eq(b"Contact") => Name::Contact,
+        _ if eq(b"Expires") => Name::Expires,
+        _ if eq(b"Max-Forwards") => Name::MaxForwards,
+        _ if eq(b"Content-Length") => Name::ContentLength,
+        _ if eq(b"Require") => Name::Require,
+        _ if eq(b"Supported") => Name::Supported,
+        _ if eq(b"Unsupported") => Name::Unsupported,
+        _ if eq(b"Record-Route") => Name::RecordRoute,
+        _ if eq(b"Route") => Name::Route,
+        _ if eq(b"Request-Disposition") => Name::RequestDisposition,
+        _ if eq(b"DHT-PeerID") => Name::DhtPeerId,
+        _ if eq(b"DHT-NodeID") && profile == Profile::Sipping02 => Name::DhtNodeId,
+        _ if eq(b"DHT-Link") => Name::DhtLink,
+        _ if eq(b"Content-Type") => Name::Known("Content-Type"),
+        _ => Name::Unknown,
+    }
+}
+
+impl Name {
+    fn label(self) -> &'static str {
+        match self {
+            Name::Via => "Via",
+            Name::From => "From",
+            Name::To => "To",
+            Name::CallId => "Call-ID",
+            Name::CSeq => "CSeq",
+            Name::Contact => "Contact",
+            Name::Expires => "Expires",
+            Name::MaxForwards => "Max-Forwards",
+            Name::ContentLength => "Content-Length",
+            Name::Require => "Require",
+            Name::Supported => "Supported",
+            Name::Unsupported => "Unsupported",
+            Name::RecordRoute => "Record-Route",
+            Name::Route => "Route",
+            Name::RequestDisposition => "Request-Disposition",
+            Name::DhtPeerId => "DHT-PeerID",
+            Name::DhtNodeId => "DHT-PeerID",
+            Name::DhtLink => "DHT-Link",
+            Name::Known(n) => n,
+            Name::Unknown => "header",
+        }
+    }
+}
+
+/// `message-header = header-name HCOLON header-value`, one logical line
+/// without its line end.
+fn header_line<'a>(
+    cx: &mut Cx<'a>,
+    line: &'a [u8],
+    out: &mut Vec<Header<'a>>,
+) -> Result<(), ParseError> {
+    let (after_name, name) =
+        lex::token(line).map_err(|_| ParseError::new(cx.offset(line), ErrorKind::HeaderLine))?;
+    // HCOLON = *( SP / HTAB ) ":" SWS
+    let (after_ws, _) = lex::spaces(after_name).unwrap_or((after_name, &[]));
+    let Some(value) = after_ws.strip_prefix(b":") else {
+        return Err(ParseError::new(cx.offset(after_ws), ErrorKind::HeaderLine));
+    };
+    let value = trim_value(value);
+    let kind = header_name(name, cx.profile);
+    let result = match kind {
+        Name::Via => header::via_list(cx, value, out),
+        Name::From => header::from_to(cx, value).map(|f| out.push(Header::From(f))),
+        Name::To => header::from_to(cx, value).map(|t| out.push(Header::To(t))),
+        Name::CallId => header::call_id(value).map(|c| out.push(Header::CallId(c))),
+        Name::CSeq => header::cseq(value).map(|c| out.push(Header::CSeq(c))),
+        Name::Contact => header::contact_list(cx, value, out),
+        Name::Expires => header::number(value, true).map(|n| out.push(Header::Expires(n))),
+        Name::MaxForwards => header::number(value, true).map(|n| out.push(Header::MaxForwards(n))),
+        Name::ContentLength => {
+            header::number(value, false).map(|n| out.push(Header::ContentLength(n)))
+        }
+        Name::Require => header::token_list(cx, value, out, Header::Require),
+        Name::Supported => header::token_list(cx, value, out, Header::Supported),
+        Name::Unsupported => header::token_list(cx, value, out, Header::Unsupported),
+        Name::RequestDisposition => header::token_list(cx, value, out, Header::RequestDisposition),
+        Name::RecordRoute => header::param_addr_list(cx, value, out, Header::RecordRoute),
+        Name::Route => header::param_addr_list(cx, value, out, Header::Route),
+        Name::DhtPeerId => header::dht_peer_id(cx, value, IdentityHeader::PeerId)
+            .map(|d| out.push(Header::DhtPeerId(d))),
+        Name::DhtNodeId => header::dht_peer_id(cx, value, IdentityHeader::NodeId)
+            .map(|d| out.push(Header::DhtPeerId(d))),
+        Name::DhtLink => header::dht_link_list(cx, value, out),
+        Name::Known(canonical) => {
+            out.push(Header::Other {
+                name: Cow::Borrowed(canonical),
+                value: lex::text(value),
+            });
+            Ok(())
+        }
+        Name::Unknown => {
+            out.push(Header::Other {
+                name: lex::text(name),
+                value: lex::text(value),
+            });
+            Ok(())
+        }
+    };
+    result.map_err(|at| {
+        let kind = cx
+            .failure
+            .take()
+            .unwrap_or(ErrorKind::HeaderValue(kind.label()));
+        ParseError::new(cx.offset(at), kind)
+    })
+}
+
+/// The value after HCOLON without leading LWS or trailing white space.
+fn trim_value(v: &[u8]) -> &[u8] {
+    let (v, ()) = lex::sws(v).unwrap_or((v, ()));
+    let end = v
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .map_or(0, |e| e + 1);
+    &v[..end]
+}
+
+/// Records the departures from the senders' rules that only the whole
+/// message shows (WIRE-1, WIRE-2, WIRE-3, WIRE-4, WIRE-5, ID-2).
+fn validate(
+    cx: &mut Cx<'_>,
+    msg: &Message<'_>,
+    body_at: usize,
+    has_length: bool,
+    opts: ParseOptions,
+) {
+    let at_end = &cx.base[body_at.min(cx.base.len())..];
+    let mut counts = [0u8; 7];
+    let mut dht_ids = 0;
+    let mut vias = 0;
+    for h in &msg.headers {
+        let slot = match h {
+            Header::From(_) => 0,
+            Header::To(_) => 1,
+            Header::CallId(_) => 2,
+            Header::CSeq(_) => 3,
+            Header::MaxForwards(_) => 4,
+            Header::Expires(_) => 5,
+            Header::ContentLength(_) => 6,
+            Header::Via(_) => {
+                vias += 1;
+                continue;
+            }
+            Header::DhtPeerId(_) => {
+                dht_ids += 1;
+                continue;
+            }
+            _ => continue,
+        };
+        counts[slot] = counts[slot].saturating_add(1);
+    }
+    // WIRE-1: the mandatory headers, once each.
+    if vias == 0 || counts[..4].contains(&0) {
+        cx.deviate(Deviation::MissingMandatoryHeader, at_end);
+    }
+    if counts.iter().any(|c| *c > 1) {
+        cx.deviate(Deviation::DuplicateHeader, at_end);
+    }
+    if !has_length {
+        cx.deviate(Deviation::MissingContentLength, at_end);
+    }
+    // A body longer than Content-Length is fine on UDP (the rest is
+    // dropped); a shorter one never reaches here.
+    let _ = opts.transport;
+    if let Some(via) = msg.top_via() {
+        match via.branch.as_deref() {
+            None => cx.deviate(Deviation::MissingBranch, at_end),
+            Some(b) if !b.starts_with("z9hG4bK") => {
+                let at = offset_of(cx, b);
+                cx.warnings.record(Deviation::BranchWithoutCookie, at);
+            }
+            Some(_) => {}
+        }
+    }
+    if let StartLine::Request { method, .. } = &msg.start {
+        if counts[4] == 0 {
+            cx.deviate(Deviation::MissingMaxForwards, at_end);
+        }
+        if msg.from().is_some_and(|f| f.tag.is_none()) {
+            cx.deviate(Deviation::MissingFromTag, at_end);
+        }
+        if msg.cseq().is_some_and(|c| c.method != *method) {
+            cx.deviate(Deviation::CSeqMethodMismatch, at_end);
+        }
+    }
+
+    // WIRE-2 / WIRE-4: what makes a message P2P, and what it must carry.
+    let p2p = match msg.start {
+        StartLine::Request { .. } => msg.requires_dht() || dht_ids > 0,
+        StartLine::Response { .. } => msg.supports_dht() || dht_ids > 0,
+    };
+    if p2p {
+        if msg.is_request() && !msg.requires_dht() {
+            cx.deviate(Deviation::MissingRequireDht, at_end);
+        }
+        if !msg.supports_dht() {
+            cx.deviate(Deviation::MissingSupportedDht, at_end);
+        }
+        if dht_ids == 0 {
+            cx.deviate(Deviation::MissingDhtPeerId, at_end);
+        }
+    }
+    if dht_ids > 1 {
+        cx.deviate(Deviation::DuplicateDhtPeerId, at_end);
+    }
+
+    for h in &msg.headers {
+        match h {
+            Header::DhtPeerId(d) => {
+                let at = offset_of_uri(cx, &d.addr.uri);
+                let needs_dht = cx.profile == Profile::DsipChord;
+                if d.algorithm.is_none() || d.overlay.is_none() || (needs_dht && d.dht.is_none()) {
+                    cx.warnings.record(Deviation::DhtPeerIdMissingParam, at);
+                }
+                if d.algorithm
+                    .as_deref()
+                    .is_some_and(|a| !a.eq_ignore_ascii_case("sha1"))
+                {
+                    cx.warnings.record(Deviation::UnknownDhtOrAlgorithm, at);
+                }
+                if let Some(dht) = d.dht.as_deref() {
+                    check_dht_token(cx, dht, at);
+                }
+                check_peer_uri(cx, &d.addr.uri, at, Deviation::DhtPeerIdWithoutId);
+            }
+            Header::DhtLink(l) => {
+                let at = offset_of_uri(cx, &l.addr.uri);
+                match l.expires {
+                    None => cx.warnings.record(Deviation::LinkWithoutExpires, at),
+                    Some(0) => cx.warnings.record(Deviation::LinkExpired, at),
+                    Some(_) => {}
+                }
+                check_peer_uri(cx, &l.addr.uri, at, Deviation::LinkWithoutId);
+            }
+            Header::To(t) | Header::From(t) if t.addr.uri.peer_id().is_some() => {
+                let at = offset_of_uri(cx, &t.addr.uri);
+                check_peer_uri(cx, &t.addr.uri, at, Deviation::LinkWithoutId);
+            }
+            Header::Contact(Contact::Addr(c)) if c.addr.uri.peer_id().is_some() => {
+                let at = offset_of_uri(cx, &c.addr.uri);
+                check_peer_uri(cx, &c.addr.uri, at, Deviation::LinkWithoutId);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_dht_token(cx: &mut Cx<'_>, dht: &str, at: usize) {
+    let known = dht.eq_ignore_ascii_case("Chord1.0");
+    let legacy = dht.eq_ignore_ascii_case("ChordIter1.0");
+    match cx.profile {
+        Profile::DsipChord if legacy => cx.warnings.record(Deviation::LegacyDhtToken, at),
+        _ if known || legacy => {}
+        _ => cx.warnings.record(Deviation::UnknownDhtOrAlgorithm, at),
+    }
+}
+
+/// WIRE-3 and ID-2 for a URI that names a peer: it has an ID, a port, and
+/// the ID is the one of its own address. A host of 0.0.0.0 names only a
+/// key (a query, PROFILE §4), so it is not checked.
+fn check_peer_uri(cx: &mut Cx<'_>, uri: &Uri<'_>, at: usize, missing: Deviation) {
+    let Some(id) = uri.peer_id() else {
+        cx.warnings.record(missing, at);
+        return;
+    };
+    if uri.host == Host::V4(Ipv4Addr::UNSPECIFIED) {
+        return;
+    }
+    let Some(ip) = uri.host.ip() else { return };
+    let port = match uri.port {
+        Some(p) => p,
+        None => {
+            cx.warnings.record(Deviation::PeerUriWithoutPort, at);
+            5060
+        }
+    };
+    if cx.profile.peer_id(ip, port) != id {
+        cx.warnings.record(Deviation::PeerIdNotOfAddress, at);
+    }
+}
+
+/// The offset of a field borrowed from the input (the end when it was
+/// not borrowed).
+fn offset_of(cx: &Cx<'_>, s: &str) -> usize {
+    cx.offset(s.as_bytes())
+}
+
+fn offset_of_uri(cx: &Cx<'_>, uri: &Uri<'_>) -> usize {
+    match &uri.host {
+        Host::Domain(Cow::Borrowed(d)) => offset_of(cx, d),
+        _ => uri
+            .user
+            .as_deref()
+            .map_or(cx.base.len(), |u| offset_of(cx, u)),
+    }
+}
+
+/// A peer named by a URI, when the URI carries an ID and an IP host.
+pub fn peer_of(uri: &Uri<'_>) -> Option<Peer> {
+    let id = uri.peer_id()?;
+    let ip: IpAddr = uri.host.ip()?;
+    Some(Peer {
+        id,
+        addr: std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060)),
+    })
+}
