@@ -49,7 +49,7 @@ pub use build::{Identity, Link, QueryKey, Txn};
 pub use classify::Class;
 pub use error::{Deviation, ErrorKind, ParseError, Requirement, Warnings};
 pub use framer::{Frame, Framer};
-pub use grammar::{Parsed, Streamed, looks_like_stun, parse, parse_one, peer_of};
+pub use grammar::{Parsed, Streamed, looks_like_stun, parse, parse_one, parse_uri, peer_of};
 pub use id::{HexCase, Id, IdError, PeerId, ResourceId, peer_id};
 pub use message::*;
 pub use print::{print, print_into, summary};

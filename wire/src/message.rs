@@ -446,6 +446,11 @@ impl<'a> Uri<'a> {
     pub fn is_sip(&self) -> bool {
         matches!(self.scheme, Scheme::Sip | Scheme::Sips)
     }
+
+    /// Detaches the URI from the buffer it was parsed from.
+    pub fn into_owned(self) -> Uri<'static> {
+        crate::owned::uri(self)
+    }
 }
 
 impl<'a> Message<'a> {

@@ -138,6 +138,21 @@ pub fn parse_one(input: &[u8], opts: ParseOptions) -> Result<Streamed<'_>, Parse
     }
 }
 
+/// Parses a whole URI (`sip:alice@example.org;transport=tcp`, or any
+/// absolute URI), as written inside angle brackets.
+pub fn parse_uri(text: &str) -> Result<Uri<'_>, ParseError> {
+    let mut cx = Cx::new(text.as_bytes(), Profile::DsipChord);
+    match uri::uri(&mut cx, text.as_bytes(), uri::Place::Angle) {
+        Ok(([], u)) => Ok(u),
+        Ok((rest, _)) => Err(ParseError::new(cx.offset(rest), ErrorKind::Uri)),
+        Err(e) => {
+            let at = header::failed_at(e, text.as_bytes());
+            let kind = cx.failure.take().unwrap_or(ErrorKind::Uri);
+            Err(ParseError::new(cx.offset(at), kind))
+        }
+    }
+}
+
 /// The STUN test of RFC 5389 §6 / RFC 7983: first two bits zero and the
 /// magic cookie at bytes 4..8.
 pub fn looks_like_stun(input: &[u8]) -> bool {
