@@ -103,11 +103,14 @@ impl WithMax for ParseOptions {
     }
 }
 
+/// Makes a hostile input of about the given size.
+type Shape = Box<dyn Fn(usize) -> Vec<u8>>;
+
 /// Hostile shapes of 64 KiB and 256 KiB: the larger must not cost more
 /// than ~4x the smaller plus noise (linear), never 16x (quadratic).
 #[test]
 fn hostile_inputs_cost_linear_time() {
-    let shapes: Vec<(&str, Box<dyn Fn(usize) -> Vec<u8>>)> = vec![
+    let shapes: Vec<(&str, Shape)> = vec![
         (
             "many headers",
             Box::new(|n| {
