@@ -1,1 +1,10 @@
-//! The p2psip conformance harness: IUT supervisor, scripted peers, suites, checks and reports.
+/*!
+The p2psip conformance harness: it starts an implementation under test,
+surrounds it with scripted peers and reference nodes, runs the suites of
+cases against it, and reports a verdict per requirement with evidence.
+
+The `p2psip` binary is a thin shell over [`cli::main`].
+*/
+
+pub mod cli;
+pub mod cmd;

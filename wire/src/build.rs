@@ -385,14 +385,16 @@ pub fn resource_register(
         resource_to(aor, replica),
         txn,
     );
-    push_contacts(&mut m, contacts);
+    push_contacts(&mut m, contacts, expires);
     m.push_header(Header::Expires(expires));
     m.make_p2p(me);
     m
 }
 
-fn push_contacts(m: &mut Message<'static>, contacts: &[ContactAddr<'_>]) {
-    if contacts.is_empty() {
+/// The Contacts of a registration; none with Expires 0 is a removal of
+/// every binding, written `Contact: *` (RFC 3261 §10.2.2, only then).
+fn push_contacts(m: &mut Message<'static>, contacts: &[ContactAddr<'_>], expires: u32) {
+    if contacts.is_empty() && expires == 0 {
         m.push_header(Header::Contact(Contact::Star));
     }
     for c in contacts {
@@ -436,7 +438,7 @@ pub fn transfer(
         .iter()
         .map(|c| Header::Contact(Contact::Addr(crate::owned::contact_addr(c.clone()))))
         .collect();
-    if extra.is_empty() {
+    if extra.is_empty() && expires == 0 {
         extra.push(Header::Contact(Contact::Star));
     }
     extra.push(Header::Expires(expires));

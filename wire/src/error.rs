@@ -93,8 +93,8 @@ deviations! {
     LinkWithoutId = "WIRE-5", false, "DHT-Link URI has no peer-ID";
     /// `algorithm` other than sha1 or `dht` other than the profile's (WIRE-10).
     UnknownDhtOrAlgorithm = "WIRE-10", true, "unknown dht or algorithm value";
-    /// Content-Length larger than the body (WIRE-1).
-    ContentLengthMismatch = "WIRE-1", false, "Content-Length does not match the body";
+    /// No Content-Length on a stream, where RFC 3261 §18.3 requires it.
+    MissingContentLengthOnStream = "WIRE-1", false, "no Content-Length on a stream transport";
 }
 
 /// The deviations found in one message: which kinds, and where each first

@@ -523,12 +523,15 @@ fn validate(
     if counts.iter().any(|c| *c > 1) {
         cx.deviate(Deviation::DuplicateHeader, at_end);
     }
-    if !has_length {
-        cx.deviate(Deviation::MissingContentLength, at_end);
-    }
     // A body longer than Content-Length is fine on UDP (the rest is
-    // dropped); a shorter one never reaches here.
-    let _ = opts.transport;
+    // dropped); a shorter one never reaches here (BodyTruncated).
+    match (has_length, opts.transport) {
+        (true, _) => {}
+        (false, Some(Transport::Tcp)) => {
+            cx.deviate(Deviation::MissingContentLengthOnStream, at_end)
+        }
+        (false, _) => cx.deviate(Deviation::MissingContentLength, at_end),
+    }
     if let Some(via) = msg.top_via() {
         match via.branch.as_deref() {
             None => cx.deviate(Deviation::MissingBranch, at_end),

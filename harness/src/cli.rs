@@ -1,0 +1,68 @@
+/*!
+Command-line parsing and the exit-code policy.
+
+Exit codes, for every command: 0 success (compliant, valid, equal), 1 a
+negative answer (non-compliant, invalid, differs), 2 the command could not
+do its job (bad arguments, unreadable files). clap's own usage errors also
+exit with 2.
+*/
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+/// Conformance and interop harness for P2P-SIP (dSIP/Chord) overlays.
+#[derive(Debug, Parser)]
+#[command(name = "p2psip", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what the parser sees in one SIP message.
+    Parse(cmd::parse::Args),
+    /// Compute Peer-IDs and Resource-IDs.
+    #[command(subcommand)]
+    Id(cmd::id::IdCommand),
+    /// Regenerate or check the language-neutral test vectors.
+    #[command(subcommand)]
+    Vectors(cmd::vectors::VectorsCommand),
+}
+
+/// What a command found: success, a negative answer, or could not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Yes,
+    No,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Parse(args) => cmd::parse::run(args),
+        Command::Id(c) => cmd::id::run(c),
+        Command::Vectors(c) => cmd::vectors::run(c),
+    };
+    match result {
+        Ok(Outcome::Yes) => ExitCode::from(0),
+        Ok(Outcome::No) => ExitCode::from(1),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::from(0);
+            }
+            eprintln!("p2psip: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

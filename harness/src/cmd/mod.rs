@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod id;
+pub mod parse;
+pub mod vectors;
