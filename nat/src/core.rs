@@ -62,11 +62,16 @@ pub enum DropReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outbound {
     /// It leaves from `public` towards its destination.
-    Forward { public: SocketAddr },
+    Forward {
+        public: SocketAddr,
+    },
     /// It was addressed to a public endpoint of this NAT and is delivered
     /// back inside to `to`, appearing to come from `from`, the sender's
     /// public endpoint (RFC 4787 REQ-9).
-    Hairpin { from: SocketAddr, to: SocketAddr },
+    Hairpin {
+        from: SocketAddr,
+        to: SocketAddr,
+    },
     Drop(DropReason),
 }
 
@@ -74,7 +79,9 @@ pub enum Outbound {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inbound {
     /// Delivered to this internal endpoint.
-    Forward { to: SocketAddr },
+    Forward {
+        to: SocketAddr,
+    },
     Drop(DropReason),
 }
 
@@ -102,7 +109,9 @@ pub enum NatEvent {
     /// A port freed by expiry or rebinding is forgotten: inbound packets to
     /// it no longer report [`DropReason::Expired`], and the driver may
     /// close its socket. Reallocating a freed port emits no event.
-    PortReleased { port: u16 },
+    PortReleased {
+        port: u16,
+    },
 }
 
 /// A snapshot of one mapping.
@@ -335,7 +344,11 @@ impl NatCore {
 
     /// The public endpoint a packet from `internal` to `dst` would leave
     /// from, if its mapping exists.
-    pub fn public_endpoint_towards(&self, internal: SocketAddr, dst: SocketAddr) -> Option<SocketAddr> {
+    pub fn public_endpoint_towards(
+        &self,
+        internal: SocketAddr,
+        dst: SocketAddr,
+    ) -> Option<SocketAddr> {
         let key = Key {
             internal,
             scope: self.scope_for(dst),

@@ -8,13 +8,11 @@ pub mod responder;
 pub mod selfcheck;
 
 pub use config::{Behaviour, ConfigError, NatConfig};
-pub use core::{
-    DropReason, Inbound, MappingInfo, NatCore, NatEvent, Outbound, Rebound, Scope,
-};
-pub use probe::{run_probe, Classification, Probe, ProbeConfig, ProbeError, Transmit};
+pub use core::{DropReason, Inbound, MappingInfo, NatCore, NatEvent, Outbound, Rebound, Scope};
+pub use probe::{Classification, Probe, ProbeConfig, ProbeError, Transmit, run_probe};
 pub use relay::{
-    unique_loopback_ip, Decision, Direction, PacketLogEntry, Relay, RelayConfig, RelayDrop,
-    RelayError, RelayHandle,
+    Decision, Direction, PacketLogEntry, Relay, RelayConfig, RelayDrop, RelayError, RelayHandle,
+    unique_loopback_ip,
 };
-pub use responder::{answer, Reply, ResponderError, StunResponder};
-pub use selfcheck::{compare, self_check, SelfCheckError, SelfCheckReport};
+pub use responder::{Reply, ResponderError, StunResponder, answer};
+pub use selfcheck::{SelfCheckError, SelfCheckReport, compare, self_check};

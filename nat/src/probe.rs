@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use p2psip_stun::{
-    decode, looks_like_stun, Attribute, ChangeRequest, Class, Message, TransactionId,
+    Attribute, ChangeRequest, Class, Message, TransactionId, decode, looks_like_stun,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -402,7 +402,8 @@ impl Probe {
 
     fn finish(&mut self) {
         self.pending = None;
-        let (Some(mapping), Some(filtering), Some(mapped)) = (self.mapping, self.filtering, self.x1)
+        let (Some(mapping), Some(filtering), Some(mapped)) =
+            (self.mapping, self.filtering, self.x1)
         else {
             return self.fail(ProbeError::NoResponse("an earlier test".into()));
         };
@@ -433,7 +434,9 @@ pub async fn run_probe(
     server: SocketAddr,
     config: ProbeConfig,
 ) -> Result<Classification, ProbeError> {
-    let local = socket.local_addr().map_err(|e| ProbeError::Io(e.to_string()))?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| ProbeError::Io(e.to_string()))?;
     let limit = config.max_duration();
     let mut probe = Probe::new(server, local, config, Instant::now());
     let drive = async {

@@ -131,7 +131,10 @@ pub enum RelayDrop {
 #[serde(rename_all = "kebab-case")]
 pub enum Decision {
     /// Sent on from relay socket `from` to `to`.
-    Forwarded { from: SocketAddr, to: SocketAddr },
+    Forwarded {
+        from: SocketAddr,
+        to: SocketAddr,
+    },
     Dropped(RelayDrop),
 }
 
@@ -370,12 +373,19 @@ impl RelayHandle {
             }
             return Err(RelayError::AlreadyOutside(real));
         }
-        let socket = bind_udp(&self.inner.runtime, front)
-            .map_err(|source| RelayError::Bind { addr: front, source })?;
+        let socket = bind_udp(&self.inner.runtime, front).map_err(|source| RelayError::Bind {
+            addr: front,
+            source,
+        })?;
         Ok(self.register_front(&mut st, real, socket))
     }
 
-    fn register_front(&self, st: &mut State, real: SocketAddr, socket: Arc<UdpSocket>) -> SocketAddr {
+    fn register_front(
+        &self,
+        st: &mut State,
+        real: SocketAddr,
+        socket: Arc<UdpSocket>,
+    ) -> SocketAddr {
         // A bound socket has a local address; fall back to the request.
         let front = socket.local_addr().unwrap_or(real);
         let task = spawn_reader(&self.inner, socket.clone(), Side::Front(front));
@@ -626,7 +636,13 @@ type Action = (Arc<UdpSocket>, SocketAddr, SocketAddr, Direction);
 /// Decides what to do with `len` bytes from `src` that arrived on relay
 /// socket `local`, logs it, and returns the socket to send from, its
 /// address, the destination and the direction.
-fn route(inner: &Arc<Inner>, side: Side, local: SocketAddr, src: SocketAddr, len: usize) -> Option<Action> {
+fn route(
+    inner: &Arc<Inner>,
+    side: Side,
+    local: SocketAddr,
+    src: SocketAddr,
+    len: usize,
+) -> Option<Action> {
     let mut guard = lock(inner);
     let st = &mut *guard;
     if st.closed {
@@ -646,7 +662,9 @@ fn route(inner: &Arc<Inner>, side: Side, local: SocketAddr, src: SocketAddr, len
                         st.core.handle_outbound_with(src, front, now, &mut port_ok)
                     };
                     match decision {
-                        Outbound::Forward { public } => (Direction::Outbound, Ok((public, real_dst))),
+                        Outbound::Forward { public } => {
+                            (Direction::Outbound, Ok((public, real_dst)))
+                        }
                         // Fronts never sit on the public IP, but route it anyway.
                         Outbound::Hairpin { from, to } => (Direction::Hairpin, Ok((from, to))),
                         Outbound::Drop(r) => (Direction::Outbound, Err(RelayDrop::Nat(r))),

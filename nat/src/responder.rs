@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use p2psip_stun::{
-    codes, decode, looks_like_stun, Attribute, Class, Message, Method, TransactionId, HEADER_LEN,
+    Attribute, Class, HEADER_LEN, Message, Method, TransactionId, codes, decode, looks_like_stun,
 };
 use thiserror::Error;
 use tokio::net::UdpSocket;
@@ -86,7 +86,8 @@ pub fn answer(
         );
     }
     let change = request.change_request().unwrap_or_default();
-    let via = received_on ^ if change.change_ip { 2 } else { 0 } ^ if change.change_port { 1 } else { 0 };
+    let via =
+        received_on ^ if change.change_ip { 2 } else { 0 } ^ if change.change_port { 1 } else { 0 };
     let response = Message::success_response(&request)
         .with(Attribute::XorMappedAddress(from))
         .with(Attribute::MappedAddress(from))
@@ -131,7 +132,8 @@ impl StunResponder {
         if ip1 == ip2 || !ip1.is_loopback() || !ip2.is_loopback() {
             return Err(ResponderError::BadIps(ip1, ip2));
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ResponderError::NoRuntime)?;
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| ResponderError::NoRuntime)?;
         let sockets = (0..BIND_ATTEMPTS)
             .find_map(|_| bind_four(ip1, ip2))
             .ok_or(ResponderError::NoPorts(BIND_ATTEMPTS))?;
@@ -139,11 +141,14 @@ impl StunResponder {
         let mut real = [SocketAddr::new(IpAddr::V4(ip1), 0); 4];
         let mut tokio_sockets = Vec::with_capacity(4);
         for (i, s) in sockets.into_iter().enumerate() {
-            real[i] = s.local_addr().map_err(|_| ResponderError::NoPorts(BIND_ATTEMPTS))?;
+            real[i] = s
+                .local_addr()
+                .map_err(|_| ResponderError::NoPorts(BIND_ATTEMPTS))?;
             s.set_nonblocking(true)
                 .map_err(|_| ResponderError::NoPorts(BIND_ATTEMPTS))?;
-            tokio_sockets
-                .push(Arc::new(UdpSocket::from_std(s).map_err(|_| ResponderError::NoRuntime)?));
+            tokio_sockets.push(Arc::new(
+                UdpSocket::from_std(s).map_err(|_| ResponderError::NoRuntime)?,
+            ));
         }
         let sockets: Arc<Vec<Arc<UdpSocket>>> = Arc::new(tokio_sockets);
         let advertised = Arc::new(Mutex::new(real));

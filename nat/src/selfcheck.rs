@@ -16,8 +16,8 @@ use thiserror::Error;
 use tokio::net::UdpSocket;
 
 use crate::config::{Behaviour, NatConfig};
-use crate::probe::{run_probe, Classification, ProbeConfig, ProbeError};
-use crate::relay::{unique_loopback_ip, Relay, RelayConfig, RelayError};
+use crate::probe::{Classification, ProbeConfig, ProbeError, run_probe};
+use crate::relay::{Relay, RelayConfig, RelayError, unique_loopback_ip};
 use crate::responder::{ResponderError, StunResponder};
 
 /// The result of one self-check.
@@ -56,7 +56,10 @@ const SETUP_ATTEMPTS: usize = 3;
 /// Runs C-NAT0 for `nat` (its `public_ip` is used as is; give each
 /// concurrent check its own, e.g. from [`unique_loopback_ip`]). The mapping
 /// timeout must outlast the probe ([`ProbeConfig::max_duration`]).
-pub async fn self_check(nat: NatConfig, probe: ProbeConfig) -> Result<SelfCheckReport, SelfCheckError> {
+pub async fn self_check(
+    nat: NatConfig,
+    probe: ProbeConfig,
+) -> Result<SelfCheckReport, SelfCheckError> {
     for _ in 0..SETUP_ATTEMPTS {
         let responder = StunResponder::bind(unique_loopback_ip(), unique_loopback_ip())?;
         let client = UdpSocket::bind(SocketAddr::new(IpAddr::V4(unique_loopback_ip()), 0)).await?;
