@@ -32,7 +32,9 @@ pub enum LoadError {
     Json(#[from] serde_json::Error),
     #[error("not a p2psip report (schema {found:?})")]
     NotAReport { found: Option<String> },
-    #[error("unsupported report schema `{found}`: this reader understands p2psip-report/{supported}")]
+    #[error(
+        "unsupported report schema `{found}`: this reader understands p2psip-report/{supported}"
+    )]
     UnsupportedSchema { found: String, supported: u32 },
 }
 

@@ -110,7 +110,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .rposition(|&b| b == b'\n')
         .map_or(0, |i| i + 1);
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -465,14 +468,29 @@ reason = "hangs"
         let err =
             Expectations::parse("[[expect]]\ncase = \"a\"\nreason = \" \"\n", "e").unwrap_err();
         assert!(
-            matches!(err, ExpectError::Empty { line: 3, field: "reason", .. }),
+            matches!(
+                err,
+                ExpectError::Empty {
+                    line: 3,
+                    field: "reason",
+                    ..
+                }
+            ),
             "{err}"
         );
 
-        let text = "[[expect]]\ncase = \"a\"\nreason = \"r\"\n[[expect]]\ncase = \"a\"\nreason = \"r\"\n";
+        let text =
+            "[[expect]]\ncase = \"a\"\nreason = \"r\"\n[[expect]]\ncase = \"a\"\nreason = \"r\"\n";
         let err = Expectations::parse(text, "e").unwrap_err();
         assert!(
-            matches!(err, ExpectError::Duplicate { line: 5, first_line: 2, .. }),
+            matches!(
+                err,
+                ExpectError::Duplicate {
+                    line: 5,
+                    first_line: 2,
+                    ..
+                }
+            ),
             "{err}"
         );
     }
@@ -490,8 +508,18 @@ reason = "hangs"
             }]
         );
         let err = e.check_known(&known).unwrap_err();
-        assert!(err.to_string().contains("line 14: `leave.graceful`"), "{err}");
-        assert!(e.check_known(&["join.a", "leave.graceful", "join.admit-redirects-toward-key"]).is_ok());
+        assert!(
+            err.to_string().contains("line 14: `leave.graceful`"),
+            "{err}"
+        );
+        assert!(
+            e.check_known(&[
+                "join.a",
+                "leave.graceful",
+                "join.admit-redirects-toward-key"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

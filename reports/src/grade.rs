@@ -16,8 +16,8 @@ use std::collections::{HashMap, HashSet};
 use crate::expect::Expectations;
 use crate::model::{
     CaseResult, CaseVerdict, Evidence, ExpectedFailure, ExpectedVerdict, HarnessInfo, IutInfo,
-    Level, Outcome, RawVerdict, Report, RequirementResult, RequirementVerdict, RunInfo,
-    RunVerdict, SCHEMA, Summary, Timestamp,
+    Level, Outcome, RawVerdict, Report, RequirementResult, RequirementVerdict, RunInfo, RunVerdict,
+    SCHEMA, Summary, Timestamp,
 };
 use crate::text::{first_line, natural_cmp};
 
@@ -358,7 +358,10 @@ pub fn run_verdict(
         reasons.push(if cases.is_empty() {
             "no case was selected".to_string()
         } else {
-            format!("no case ran: all {} selected cases were skipped", cases.len())
+            format!(
+                "no case ran: all {} selected cases were skipped",
+                cases.len()
+            )
         });
     }
     let could_not_run = !reasons.is_empty();
@@ -374,11 +377,7 @@ pub fn run_verdict(
                 } else {
                     "errored"
                 };
-                format!(
-                    "MUST case {} {how}: {}",
-                    c.id,
-                    first_line(&c.detail).trim()
-                )
+                format!("MUST case {} {how}: {}", c.id, first_line(&c.detail).trim())
             }
             Outcome::XPassed if !allow_xpass => {
                 let (pattern, line) = c
@@ -413,13 +412,19 @@ pub fn run_verdict(
     };
     if verdict == RunVerdict::Compliant {
         // A compliant verdict that leans on expectations should say so.
-        let xfailed = cases.iter().filter(|c| c.outcome == Outcome::XFailed).count();
+        let xfailed = cases
+            .iter()
+            .filter(|c| c.outcome == Outcome::XFailed)
+            .count();
         if xfailed > 0 {
             reasons.push(format!(
                 "{xfailed} cases failed as the expectations file predicts"
             ));
         }
-        let xpassed = cases.iter().filter(|c| c.outcome == Outcome::XPassed).count();
+        let xpassed = cases
+            .iter()
+            .filter(|c| c.outcome == Outcome::XPassed)
+            .count();
         if xpassed > 0 {
             reasons.push(format!(
                 "{xpassed} expected failures passed (tolerated: allow_xpass)"
@@ -557,15 +562,12 @@ pub fn grade(input: RunInput, expectations: Option<&Expectations>) -> Report {
     if let Some(exp) = expectations {
         let run_ids: Vec<&str> = input.cases.iter().map(|c| c.id.as_str()).collect();
         for stale in exp.stale_entries(&run_ids) {
-            let selected_elsewhere = input
-                .known_case_ids
-                .as_ref()
-                .is_some_and(|known| {
-                    exp.entries
-                        .iter()
-                        .find(|e| e.line == stale.line)
-                        .is_some_and(|e| known.iter().any(|id| e.matches(id)))
-                });
+            let selected_elsewhere = input.known_case_ids.as_ref().is_some_and(|known| {
+                exp.entries
+                    .iter()
+                    .find(|e| e.line == stale.line)
+                    .is_some_and(|e| known.iter().any(|id| e.matches(id)))
+            });
             if selected_elsewhere {
                 run.unused_expectations
                     .push(format!("line {}: {}", stale.line, stale.pattern));
@@ -889,7 +891,9 @@ mod tests {
         assert_eq!(r.run.known_cases, Some(2));
 
         // Fixing the rot leaves a compliant run with one xfail.
-        let e = expect("[[expect]]\ncase = \"a.bad\"\nreason = \"r\"\n\n[[expect]]\ncase = \"b.other\"\nreason = \"r\"\n");
+        let e = expect(
+            "[[expect]]\ncase = \"a.bad\"\nreason = \"r\"\n\n[[expect]]\ncase = \"b.other\"\nreason = \"r\"\n",
+        );
         let mut i = input(cases());
         i.known_case_ids = Some(vec!["a.bad".into(), "b.other".into()]);
         let r = grade(i, Some(&e));
@@ -914,7 +918,16 @@ mod tests {
         );
         let s = &r.summary;
         assert_eq!(
-            [s.passed, s.failed, s.warned, s.skipped, s.errored, s.xfailed, s.xpassed, s.unsupported],
+            [
+                s.passed,
+                s.failed,
+                s.warned,
+                s.skipped,
+                s.errored,
+                s.xfailed,
+                s.xpassed,
+                s.unsupported
+            ],
             [1; 8]
         );
         assert_eq!(s.total, 8);

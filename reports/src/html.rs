@@ -144,16 +144,56 @@ impl<'a> View<'a> {
     fn new(r: &'a Report) -> Self {
         let s = &r.summary;
         let counts = vec![
-            Count { label: "passed", n: s.passed, class: "pass" },
-            Count { label: "failed", n: s.failed, class: "fail" },
-            Count { label: "warned", n: s.warned, class: "warn" },
-            Count { label: "skipped", n: s.skipped, class: "skip" },
-            Count { label: "errored", n: s.errored, class: "error" },
-            Count { label: "xfailed", n: s.xfailed, class: "xfailed" },
-            Count { label: "xpassed", n: s.xpassed, class: "xpassed" },
-            Count { label: "unsupported", n: s.unsupported, class: "unsupported" },
-            Count { label: "flaky", n: s.flaky, class: "flaky" },
-            Count { label: "total", n: s.total, class: "total" },
+            Count {
+                label: "passed",
+                n: s.passed,
+                class: "pass",
+            },
+            Count {
+                label: "failed",
+                n: s.failed,
+                class: "fail",
+            },
+            Count {
+                label: "warned",
+                n: s.warned,
+                class: "warn",
+            },
+            Count {
+                label: "skipped",
+                n: s.skipped,
+                class: "skip",
+            },
+            Count {
+                label: "errored",
+                n: s.errored,
+                class: "error",
+            },
+            Count {
+                label: "xfailed",
+                n: s.xfailed,
+                class: "xfailed",
+            },
+            Count {
+                label: "xpassed",
+                n: s.xpassed,
+                class: "xpassed",
+            },
+            Count {
+                label: "unsupported",
+                n: s.unsupported,
+                class: "unsupported",
+            },
+            Count {
+                label: "flaky",
+                n: s.flaky,
+                class: "flaky",
+            },
+            Count {
+                label: "total",
+                n: s.total,
+                class: "total",
+            },
         ];
         let mut anchors = Anchors::default();
         let case_anchors: Vec<String> = r
@@ -455,8 +495,14 @@ mod tests {
 
     #[test]
     fn pcap_links_must_be_relative() {
-        assert_eq!(safe_relative_href("pcaps/join a.pcap").as_deref(), Some("pcaps/join%20a.pcap"));
-        assert_eq!(safe_relative_href("x.pcap#f").as_deref(), Some("x.pcap%23f"));
+        assert_eq!(
+            safe_relative_href("pcaps/join a.pcap").as_deref(),
+            Some("pcaps/join%20a.pcap")
+        );
+        assert_eq!(
+            safe_relative_href("x.pcap#f").as_deref(),
+            Some("x.pcap%23f")
+        );
         assert_eq!(safe_relative_href("http://evil/x.pcap"), None);
         assert_eq!(safe_relative_href("javascript:alert(1)"), None);
         assert_eq!(safe_relative_href("/etc/x.pcap"), None);

@@ -67,7 +67,10 @@ fn new_suite(report: &Report, name: &str) -> TestSuite {
     let mut s = TestSuite::new(name);
     s.set_timestamp(report.started.0.fixed_offset());
     let mut props = vec![
-        Property::new("harness", format!("{} {}", report.harness.name, report.harness.version)),
+        Property::new(
+            "harness",
+            format!("{} {}", report.harness.name, report.harness.version),
+        ),
         Property::new("suites_digest", &report.harness.suites_digest),
         Property::new("profile", &report.profile),
         Property::new("profile_digest", &report.harness.profile_digest),
@@ -102,12 +105,7 @@ fn test_case(report: &Report, case: &CaseResult) -> TestCase {
             &failure_type(case),
             case,
         ),
-        Outcome::Errored => non_success(
-            NonSuccessKind::Error,
-            case.detail.clone(),
-            "error",
-            case,
-        ),
+        Outcome::Errored => non_success(NonSuccessKind::Error, case.detail.clone(), "error", case),
         Outcome::Skipped => skipped(case.detail.clone(), "skip", None),
         Outcome::Unsupported => skipped(
             format!("optional (MAY) feature not supported: {}", case.detail),
@@ -134,7 +132,12 @@ fn failure_type(case: &CaseResult) -> String {
     }
 }
 
-fn non_success(kind: NonSuccessKind, message: String, ty: &str, case: &CaseResult) -> TestCaseStatus {
+fn non_success(
+    kind: NonSuccessKind,
+    message: String,
+    ty: &str,
+    case: &CaseResult,
+) -> TestCaseStatus {
     let mut s = TestCaseStatus::non_success(kind);
     s.set_message(message);
     s.set_type(ty);

@@ -309,8 +309,14 @@ fn attention(report: &Report, opts: &MarkdownOptions, o: &mut String) {
         }
         if let Some(f) = &c.evidence.failure {
             o.push_str(&format!("- Requirement: {}\n", inline(&f.requirement)));
-            o.push_str(&format!("- Expected: {}\n", inline(first_line_or_all(&f.expected))));
-            o.push_str(&format!("- Actual: {}\n", inline(first_line_or_all(&f.actual))));
+            o.push_str(&format!(
+                "- Expected: {}\n",
+                inline(first_line_or_all(&f.expected))
+            ));
+            o.push_str(&format!(
+                "- Actual: {}\n",
+                inline(first_line_or_all(&f.actual))
+            ));
             if let Some(at) = f.at_ms {
                 o.push_str(&format!("- At: {} ms\n", time_ms(at)));
             }
@@ -358,7 +364,11 @@ fn others(report: &Report, opts: &MarkdownOptions, o: &mut String) {
         (Outcome::Passed, "Passed cases"),
     ];
     for (outcome, heading) in groups {
-        let cases: Vec<&CaseResult> = report.cases.iter().filter(|c| c.outcome == outcome).collect();
+        let cases: Vec<&CaseResult> = report
+            .cases
+            .iter()
+            .filter(|c| c.outcome == outcome)
+            .collect();
         if cases.is_empty() {
             continue;
         }

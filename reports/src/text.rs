@@ -63,7 +63,10 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
         let da = a.len() - a.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         let db = b.len() - b.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         let ord = if da > 0 && db > 0 {
-            let (na, nb) = (a[..da].trim_start_matches('0'), b[..db].trim_start_matches('0'));
+            let (na, nb) = (
+                a[..da].trim_start_matches('0'),
+                b[..db].trim_start_matches('0'),
+            );
             na.len().cmp(&nb.len()).then_with(|| na.cmp(nb))
         } else {
             let ca = a.chars().next();

@@ -14,7 +14,10 @@ fn fixture_grades_as_expected() {
         (s.passed, s.failed, s.warned, s.skipped, s.errored),
         (2, 2, 1, 1, 1)
     );
-    assert_eq!((s.xfailed, s.xpassed, s.unsupported, s.flaky, s.total), (1, 1, 1, 1, 10));
+    assert_eq!(
+        (s.xfailed, s.xpassed, s.unsupported, s.flaky, s.total),
+        (1, 1, 1, 1, 10)
+    );
     assert_eq!(r.run.unused_expectations, vec!["line 11: route.*"]);
 }
 
@@ -36,7 +39,10 @@ fn json_round_trips_through_load() {
     let mut buf = Vec::new();
     json::write(&r, &mut buf).unwrap();
     let text = String::from_utf8(buf.clone()).unwrap();
-    assert!(text.starts_with("{\n  \"schema\": \"p2psip-report/1\","), "{text}");
+    assert!(
+        text.starts_with("{\n  \"schema\": \"p2psip-report/1\","),
+        "{text}"
+    );
     let back = json::load(buf.as_slice()).unwrap();
     assert_eq!(back, r);
 
@@ -74,7 +80,11 @@ fn attr(e: &quick_xml::events::BytesStart<'_>, name: &str) -> Option<String> {
     e.attributes()
         .filter_map(Result::ok)
         .find(|a| a.key.as_ref() == name.as_bytes())
-        .map(|a| a.unescape_value().unwrap().into_owned())
+        .map(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .unwrap()
+                .into_owned()
+        })
 }
 
 /// Parses JUnit XML strictly and counts its elements.
@@ -140,12 +150,15 @@ fn count(c: &mut JunitCounts, name: &str, e: &quick_xml::events::BytesStart<'_>)
         "testsuite" => c.suites += 1,
         "testcase" => {
             c.cases += 1;
-            c.case_names
-                .push((attr(e, "classname").unwrap_or_default(), attr(e, "name").unwrap_or_default()));
+            c.case_names.push((
+                attr(e, "classname").unwrap_or_default(),
+                attr(e, "name").unwrap_or_default(),
+            ));
         }
         "failure" => {
             c.failures += 1;
-            c.failure_messages.push(attr(e, "message").unwrap_or_default());
+            c.failure_messages
+                .push(attr(e, "message").unwrap_or_default());
         }
         "error" => c.errors += 1,
         "skipped" => c.skipped += 1,
@@ -171,21 +184,35 @@ fn junit_parses_back_with_the_right_counts() {
     assert_eq!(c.errors, 1);
     // skipped + unsupported + xfailed
     assert_eq!(c.skipped, 3);
-    assert!(c
-        .case_names
-        .contains(&("join".into(), "join.admit-redirects-toward-key".into())));
-    assert!(c
-        .failure_messages
-        .iter()
-        .any(|m| m.starts_with("redirected to S1 instead of the closest preceding finger")));
+    assert!(
+        c.case_names
+            .contains(&("join".into(), "join.admit-redirects-toward-key".into()))
+    );
+    assert!(
+        c.failure_messages
+            .iter()
+            .any(|m| m.starts_with("redirected to S1 instead of the closest preceding finger"))
+    );
     let text = c.failure_texts.concat();
     assert!(text.contains("requirement: JOIN-4 (MUST)"), "{text}");
-    assert!(text.contains("expected: 302 Contact is the closest preceding finger"), "{text}");
+    assert!(
+        text.contains("expected: 302 Contact is the closest preceding finger"),
+        "{text}"
+    );
     assert!(text.contains("actual: 302 Contact is S1"), "{text}");
-    assert!(text.contains("attempts: pass, fail, pass (flaky)"), "{text}");
+    assert!(
+        text.contains("attempts: pass, fail, pass (flaky)"),
+        "{text}"
+    );
     let out = c.system_out.concat();
-    assert!(out.contains("puppet-a (10.0.0.2:5060) -> iut-1 (10.0.0.1:5060) udp: REGISTER (join)"), "{out}");
-    assert!(out.contains("DEBUG redirecting to <sip:S1@10.0.0.9:5060>"), "{out}");
+    assert!(
+        out.contains("puppet-a (10.0.0.2:5060) -> iut-1 (10.0.0.1:5060) udp: REGISTER (join)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("DEBUG redirecting to <sip:S1@10.0.0.9:5060>"),
+        "{out}"
+    );
 
     // quick-junit's own reader agrees.
     let back = quick_junit::Report::deserialize_from_str(&xml).unwrap();
@@ -257,7 +284,11 @@ fn html_is_self_contained() {
     assert!(h.contains("href=\"#case-join.admit-redirects-toward-key\""));
     assert!(h.contains("id=\"case-join.admit-redirects-toward-key\""));
     assert!(h.contains("id=\"req-JOIN-4\""));
-    assert!(h.contains("href=\"pcap&#x2f;join.admit-redirects-toward-key.pcap\"") || h.contains("href=\"pcap/join.admit-redirects-toward-key.pcap\""), "relative pcap link");
+    assert!(
+        h.contains("href=\"pcap&#x2f;join.admit-redirects-toward-key.pcap\"")
+            || h.contains("href=\"pcap/join.admit-redirects-toward-key.pcap\""),
+        "relative pcap link"
+    );
     assert!(h.contains("302 Moved Temporarily -&gt; S1"));
     // Raw SIP is escaped, not interpreted.
     assert!(h.contains("To: &lt;sip:peer-ID@overlay&gt;"));
@@ -275,13 +306,19 @@ fn html_escapes_hostile_text() {
     assert_eq!(h.matches("<script").count(), 1, "{h}");
     assert!(!h.contains("<img"), "attribute breakout");
     assert!(!h.contains("onmouseover=\"alert"), "attribute breakout");
-    assert!(!h.contains("</pre></td></tr></table><script"), "raw message breakout");
+    assert!(
+        !h.contains("</pre></td></tr></table><script"),
+        "raw message breakout"
+    );
     assert!(h.contains("&lt;script&gt;alert("));
     // A remote pcap is shown, not linked.
     assert!(!h.contains("href=\"http"), "remote link");
     assert!(h.contains("not a relative path; not linked"));
     for r in references(&h) {
-        assert!(!r.to_ascii_lowercase().starts_with("http"), "external reference {r}");
+        assert!(
+            !r.to_ascii_lowercase().starts_with("http"),
+            "external reference {r}"
+        );
     }
 }
 
@@ -336,9 +373,15 @@ fn markdown_escapes_hostile_text() {
     assert!(!prose.contains("<img"), "{prose}");
     assert!(!prose.contains("</dd>"), "{prose}");
     // The only HTML is the summary's own collapsible sections.
-    let tags: Vec<&str> = prose.match_indices('<').map(|(i, _)| &prose[i..(i + 9).min(prose.len())]).collect();
+    let tags: Vec<&str> = prose
+        .match_indices('<')
+        .map(|(i, _)| &prose[i..(i + 9).min(prose.len())])
+        .collect();
     assert!(
-        tags.iter().all(|t| t.starts_with("<details>") || t.starts_with("</details") || t.starts_with("<summary>") || t.starts_with("</summary")),
+        tags.iter().all(|t| t.starts_with("<details>")
+            || t.starts_with("</details")
+            || t.starts_with("<summary>")
+            || t.starts_with("</summary")),
         "{tags:?}"
     );
     // Hostile text inside code stays inside it: fences are longer than any backtick run.
@@ -372,11 +415,18 @@ fn markdown_caps_passing_cases_but_lists_every_failure() {
     let md = markdown::to_string(&r);
     let listed_passing = md.matches("`bulk.pass-").count();
     assert!(listed_passing <= 50, "{listed_passing}");
-    let passing = r.cases.iter().filter(|c| c.outcome == Outcome::Passed).count();
+    let passing = r
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Passed)
+        .count();
     assert_eq!(passing, 123);
     assert!(md.contains("- and 73 more cases (see report.html)"), "{md}");
     for i in 0..120 {
-        assert!(md.contains(&format!("### FAIL `bulk.fail-{i:03}`")), "fail {i}");
+        assert!(
+            md.contains(&format!("### FAIL `bulk.fail-{i:03}`")),
+            "fail {i}"
+        );
     }
 }
 
@@ -419,7 +469,10 @@ fn written_expectations_accept_the_current_failures() {
     assert_eq!(n, 5, "{text}");
     let exp = Expectations::parse(&text, "written").unwrap();
     let admit = exp.matching("join.admit-redirects-toward-key").unwrap();
-    assert_eq!(admit.reason, "redirected to S1 instead of the closest preceding finger");
+    assert_eq!(
+        admit.reason,
+        "redirected to S1 instead of the closest preceding finger"
+    );
     assert_eq!(admit.verdict, ExpectedVerdict::Fail);
     assert_eq!(
         exp.matching("query.unknown-key").unwrap().verdict,
@@ -432,7 +485,12 @@ fn written_expectations_accept_the_current_failures() {
     let mut input = common::run_input();
     input.cases.retain(|c| c.id != "join.old-bug");
     let again = grade(input, Some(&exp));
-    assert_eq!(again.summary.verdict, RunVerdict::Compliant, "{:?}", again.summary);
+    assert_eq!(
+        again.summary.verdict,
+        RunVerdict::Compliant,
+        "{:?}",
+        again.summary
+    );
     assert_eq!(again.summary.xfailed, 5);
 }
 

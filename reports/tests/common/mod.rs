@@ -35,15 +35,33 @@ Content-Length: 0\r\n\r\n";
 
 fn join_ladder() -> Vec<LadderEntry> {
     vec![
-        LadderEntry::new(0.25, "10.0.0.2:5060", "10.0.0.1:5060", Transport::Udp, "REGISTER (join)")
-            .labels("puppet-a", "iut-1")
-            .raw_bytes(REGISTER),
-        LadderEntry::new(1.5, "10.0.0.1:5060", "10.0.0.2:5060", Transport::Udp, "302 Moved Temporarily -> S1")
-            .labels("iut-1", "puppet-a")
-            .raw_bytes(REDIRECT),
-        LadderEntry::new(2.0, "10.0.0.2:5060", "10.0.0.3:5060", Transport::Tcp, "framed keepalive")
-            .labels("puppet-a", "puppet-b")
-            .raw_bytes(vec![0x00, 0x01, 0xfe, 0xff]),
+        LadderEntry::new(
+            0.25,
+            "10.0.0.2:5060",
+            "10.0.0.1:5060",
+            Transport::Udp,
+            "REGISTER (join)",
+        )
+        .labels("puppet-a", "iut-1")
+        .raw_bytes(REGISTER),
+        LadderEntry::new(
+            1.5,
+            "10.0.0.1:5060",
+            "10.0.0.2:5060",
+            Transport::Udp,
+            "302 Moved Temporarily -> S1",
+        )
+        .labels("iut-1", "puppet-a")
+        .raw_bytes(REDIRECT),
+        LadderEntry::new(
+            2.0,
+            "10.0.0.2:5060",
+            "10.0.0.3:5060",
+            Transport::Tcp,
+            "framed keepalive",
+        )
+        .labels("puppet-a", "puppet-b")
+        .raw_bytes(vec![0x00, 0x01, 0xfe, 0xff]),
     ]
 }
 
@@ -92,8 +110,13 @@ pub fn run_input() -> RunInput {
         notes: vec!["finger table of iut-1 was seeded with S1..S8".into()],
     };
     run.cases = vec![
-        case("join.accepts-register", "Bootstrap peer accepts REGISTER", Level::Must, &["JOIN-1"])
-            .attempt(Attempt::pass("200 OK with the peer list").duration_ms(12)),
+        case(
+            "join.accepts-register",
+            "Bootstrap peer accepts REGISTER",
+            Level::Must,
+            &["JOIN-1"],
+        )
+        .attempt(Attempt::pass("200 OK with the peer list").duration_ms(12)),
         case(
             "join.admit-redirects-toward-key",
             "Admitting peer redirects toward the joining key",
@@ -101,28 +124,70 @@ pub fn run_input() -> RunInput {
             &["JOIN-3", "QUERY-2", "JOIN-4"],
         )
         .attempt(
-            Attempt::fail("redirected to S1 instead of the closest preceding finger\nsee ladder at 1.5 ms")
-                .duration_ms(30)
-                .evidence(evidence),
+            Attempt::fail(
+                "redirected to S1 instead of the closest preceding finger\nsee ladder at 1.5 ms",
+            )
+            .duration_ms(30)
+            .evidence(evidence),
         ),
-        case("fingers.refresh-period", "Fingers are refreshed", Level::Should, &["FING-2"])
-            .attempt(Attempt::fail("no finger refresh within 30 s").duration_ms(30_000)),
-        case("nat.stun-keepalive", "STUN keepalives are sent", Level::May, &["NAT-1"])
-            .attempt(Attempt::pass("keepalive seen").duration_ms(5)),
-        case("nat.relay", "Relays media for NATed peers", Level::May, &["NAT-2"])
-            .attempt(Attempt::fail("no relay offered").duration_ms(7)),
-        case("leave.graceful", "Leaving peer transfers its keys", Level::Must, &["LEAVE-1"])
-            .attempt(Attempt::skip("profile does not include graceful leave")),
-        case("stab.successor-list", "Successor list is repaired", Level::Must, &["STAB-9"])
-            .attempt(Attempt::pass("repaired").duration_ms(9))
-            .attempt(Attempt::fail("successor list still lists dead S2").duration_ms(9))
-            .attempt(Attempt::pass("repaired").duration_ms(9)),
-        case("query.unknown-key", "Query for an unknown key gets 404", Level::Must, &["QUERY-2"])
-            .attempt(Attempt::error("IUT closed the TCP connection during setup")),
-        case("join.old-bug", "Join with expired credentials is refused", Level::Must, &["JOIN-1"])
-            .attempt(Attempt::pass("403 as required").duration_ms(4)),
-        case("join.known-bug", "Join retransmits REGISTER", Level::Must, &["JOIN-3"])
-            .attempt(Attempt::fail("no retransmission after 500 ms").duration_ms(600)),
+        case(
+            "fingers.refresh-period",
+            "Fingers are refreshed",
+            Level::Should,
+            &["FING-2"],
+        )
+        .attempt(Attempt::fail("no finger refresh within 30 s").duration_ms(30_000)),
+        case(
+            "nat.stun-keepalive",
+            "STUN keepalives are sent",
+            Level::May,
+            &["NAT-1"],
+        )
+        .attempt(Attempt::pass("keepalive seen").duration_ms(5)),
+        case(
+            "nat.relay",
+            "Relays media for NATed peers",
+            Level::May,
+            &["NAT-2"],
+        )
+        .attempt(Attempt::fail("no relay offered").duration_ms(7)),
+        case(
+            "leave.graceful",
+            "Leaving peer transfers its keys",
+            Level::Must,
+            &["LEAVE-1"],
+        )
+        .attempt(Attempt::skip("profile does not include graceful leave")),
+        case(
+            "stab.successor-list",
+            "Successor list is repaired",
+            Level::Must,
+            &["STAB-9"],
+        )
+        .attempt(Attempt::pass("repaired").duration_ms(9))
+        .attempt(Attempt::fail("successor list still lists dead S2").duration_ms(9))
+        .attempt(Attempt::pass("repaired").duration_ms(9)),
+        case(
+            "query.unknown-key",
+            "Query for an unknown key gets 404",
+            Level::Must,
+            &["QUERY-2"],
+        )
+        .attempt(Attempt::error("IUT closed the TCP connection during setup")),
+        case(
+            "join.old-bug",
+            "Join with expired credentials is refused",
+            Level::Must,
+            &["JOIN-1"],
+        )
+        .attempt(Attempt::pass("403 as required").duration_ms(4)),
+        case(
+            "join.known-bug",
+            "Join retransmits REGISTER",
+            Level::Must,
+            &["JOIN-3"],
+        )
+        .attempt(Attempt::fail("no retransmission after 500 ms").duration_ms(600)),
     ];
     run.known_case_ids = Some(
         run.cases
@@ -175,9 +240,17 @@ pub fn hostile_report() -> Report {
     run.started = Timestamp::from_unix_millis(0).expect("epoch");
     let evidence = Evidence {
         ladder: vec![
-            LadderEntry::new(1.0, format!("a{EVIL}"), "b:1", Transport::Udp, format!("INVITE {EVIL}"))
-                .labels(EVIL, "b")
-                .raw_bytes(format!("INVITE sip:x SIP/2.0\r\nSubject: {EVIL}\r\n</pre></td></tr></table>{EVIL}\r\n\r\n")),
+            LadderEntry::new(
+                1.0,
+                format!("a{EVIL}"),
+                "b:1",
+                Transport::Udp,
+                format!("INVITE {EVIL}"),
+            )
+            .labels(EVIL, "b")
+            .raw_bytes(format!(
+                "INVITE sip:x SIP/2.0\r\nSubject: {EVIL}\r\n</pre></td></tr></table>{EVIL}\r\n\r\n"
+            )),
         ],
         pcap: Some("http://evil.example/x.pcap".into()),
         logs: vec![LogBlock {
@@ -196,8 +269,13 @@ pub fn hostile_report() -> Report {
         CaseRun::new(format!("evil.{EVIL}"), EVIL, EVIL, Level::Must)
             .requirements([EVIL])
             .attempt(Attempt::fail(format!("detail {EVIL}")).evidence(evidence)),
-        CaseRun::new("evil.href\" onmouseover=\"alert(1)", "evil", "quotes", Level::Must)
-            .attempt(Attempt::pass("ok")),
+        CaseRun::new(
+            "evil.href\" onmouseover=\"alert(1)",
+            "evil",
+            "quotes",
+            Level::Must,
+        )
+        .attempt(Attempt::pass("ok")),
     ];
     grade(run, None)
 }
