@@ -28,6 +28,9 @@ pub enum StartLine {
     /// The buffer ends inside what is so far a plausible start line (at
     /// least a method, a space and a URI scheme, or `SIP/`).
     Partial,
+    /// The buffer is too short to tell: an upper-case word, maybe
+    /// followed by a space and the start of a URI scheme.
+    Prefix,
     No,
 }
 
@@ -70,7 +73,15 @@ pub fn start_line(buf: &[u8]) -> StartLine {
     }
     // Request line: the method is a token; SIP methods are upper case.
     let Some(sp1) = memchr(b' ', line) else {
-        return StartLine::No;
+        let undecided = !complete
+            && !line.is_empty()
+            && line.len() <= MAX_METHOD
+            && line.iter().all(u8::is_ascii_uppercase);
+        return if undecided {
+            StartLine::Prefix
+        } else {
+            StartLine::No
+        };
     };
     let method = &line[..sp1];
     if method.is_empty() || method.len() > MAX_METHOD || !method.iter().all(|&b| is_token(b)) {
@@ -101,9 +112,21 @@ pub fn start_line(buf: &[u8]) -> StartLine {
             // A partial line must already show a scheme and an upper-case
             // method, or plain text would pass for a start line.
             let upper = method.iter().all(|b| b.is_ascii_uppercase());
-            verdict(uri_ok && scheme_ok && upper)
+            if upper && uri_ok && scheme_ok {
+                StartLine::Partial
+            } else if upper && uri.iter().all(|&b| is_scheme_char(b)) {
+                // "INVITE si": the scheme may still come.
+                StartLine::Prefix
+            } else {
+                StartLine::No
+            }
         }
     }
+}
+
+/// Characters of a URI scheme (RFC 3986 §3.1).
+fn is_scheme_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
 }
 
 /// RFC 3261 token characters.
@@ -126,22 +149,36 @@ pub fn classify_datagram(p: &[u8]) -> PayloadKind {
     }
 }
 
-/// Where in a chunk of a not yet synchronised TCP stream SIP framing can
-/// start: offset 0 or just after a line feed, at a complete start line, or
-/// a partial one that runs to the end of the chunk. Leading CR/LF
-/// (keep-alives) also synchronise.
-pub fn find_sync_point(chunk: &[u8]) -> Option<usize> {
-    if matches!(chunk.first(), Some(b'\r' | b'\n')) {
-        return Some(0);
+/// Where SIP framing can start in a chunk of a TCP stream that is not
+/// synchronised yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPoint {
+    /// At this offset: a complete start line, or a partial one running to
+    /// the end of the chunk; or the chunk is nothing but CR/LF
+    /// (keep-alives, offset 0).
+    At(usize),
+    /// The chunk ends, from this offset on, with a few bytes that may
+    /// still become a start line: the next chunk will tell.
+    Undecided(usize),
+    None,
+}
+
+/// Looks for a start line at offset 0 and just after every line feed.
+pub fn find_sync_point(chunk: &[u8]) -> SyncPoint {
+    if !chunk.is_empty() && chunk.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+        return SyncPoint::At(0);
     }
     let mut at = 0;
     loop {
-        if start_line(&chunk[at..]) != StartLine::No {
-            return Some(at);
+        match start_line(&chunk[at..]) {
+            StartLine::Complete | StartLine::Partial => return SyncPoint::At(at),
+            // Prefix means no line feed follows: this is the last line.
+            StartLine::Prefix => return SyncPoint::Undecided(at),
+            StartLine::No => {}
         }
-        at += memchr(b'\n', &chunk[at..])? + 1;
-        if at >= chunk.len() {
-            return None;
+        match memchr(b'\n', &chunk[at..]) {
+            Some(nl) if at + nl + 1 < chunk.len() => at += nl + 1,
+            _ => return SyncPoint::None,
         }
     }
 }
@@ -192,7 +229,11 @@ mod tests {
         assert_eq!(start_line(b"SIP/2.0 20"), Partial);
         assert_eq!(start_line(b"SIP/"), Partial);
         assert_eq!(start_line(b"hello world"), No);
-        assert_eq!(start_line(b"INVITE "), No);
+        assert_eq!(start_line(b"INVITE "), Prefix);
+        assert_eq!(start_line(b"INVITE si"), Prefix);
+        assert_eq!(start_line(b"INV"), Prefix);
+        assert_eq!(start_line(b"Hello"), No);
+        assert_eq!(start_line(b"INVITE /x"), No);
         assert_eq!(start_line(b"INVITE sip:bob@b SIP/2.1"), No);
     }
 
@@ -213,11 +254,17 @@ mod tests {
 
     #[test]
     fn sync_points() {
-        assert_eq!(find_sync_point(b"INVITE sip:a SIP/2.0\r\n"), Some(0));
-        assert_eq!(find_sync_point(b"\r\n\r\n"), Some(0));
+        use SyncPoint::*;
+        assert_eq!(find_sync_point(b"INVITE sip:a SIP/2.0\r\n"), At(0));
+        assert_eq!(find_sync_point(b"\r\n\r\n"), At(0));
         let tail = b"a=rtpmap:0 PCMU/8000\r\n\r\nBYE sip:a SIP/2.0\r\nVia: x\r\n";
-        assert_eq!(find_sync_point(tail), Some(24));
+        assert_eq!(find_sync_point(tail), At(24));
+        // The end of a header section is no place to start.
+        assert_eq!(find_sync_point(b"\r\nv=0\r\n"), None);
         assert_eq!(find_sync_point(b"body text\r\nmore text\r\n"), None);
         assert_eq!(find_sync_point(b"\x16\x03\x01\x02\x00"), None);
+        assert_eq!(find_sync_point(b"OPT"), Undecided(0));
+        assert_eq!(find_sync_point(b"v=0\r\nINVITE s"), Undecided(5));
+        assert_eq!(find_sync_point(b"v=0\r\nINVITE sip:"), At(5));
     }
 }

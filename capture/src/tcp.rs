@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use p2psip_wire::framer::{Frame, Framer};
 
-use crate::classify::find_sync_point;
+use crate::classify::{MAX_START_LINE, StartLine, SyncPoint, find_sync_point, start_line};
 use crate::{Event, FindingKind, PayloadKind, Timestamp, Transport};
 
 /// How long a closed direction absorbs late retransmissions.
@@ -314,6 +314,7 @@ impl Dir {
     /// Declares the bytes from `next` up to `to` lost.
     fn gap_to(&mut self, to: u32, ctx: &mut Ctx<'_, '_>, why: &str) {
         let missing = to.wrapping_sub(self.next);
+        self.flush_hunt_tail(ctx);
         if self.mode == Mode::Framing {
             let dropped = self.buf.len();
             ctx.finding(
@@ -339,17 +340,69 @@ impl Dir {
         }
         match self.mode {
             Mode::Desync | Mode::Closed => ctx.counters.skipped_bytes += data.len() as u64,
-            Mode::Hunting => match find_sync_point(data) {
-                None => ctx.datagram(data_frame, data, PayloadKind::Other),
-                Some(at) => {
-                    if at > 0 {
-                        ctx.datagram(data_frame, &data[..at], PayloadKind::Other);
-                    }
-                    self.mode = Mode::Framing;
-                    self.frame_bytes(&data[at..], data_frame, ctx);
-                }
-            },
+            Mode::Hunting => self.hunt(data, data_frame, ctx),
             Mode::Framing => self.frame_bytes(data, data_frame, ctx),
+        }
+    }
+
+    /// Looks for a place to start framing. In this mode `buf` holds at
+    /// most a short undecided tail of the previous chunk.
+    fn hunt(&mut self, data: &[u8], data_frame: u64, ctx: &mut Ctx<'_, '_>) {
+        if !self.buf.is_empty() {
+            let tail_frame = self.buf_first_frame;
+            let more = MAX_START_LINE
+                .saturating_sub(self.buf.len())
+                .min(data.len());
+            let mut window = Vec::with_capacity(self.buf.len() + more);
+            window.extend_from_slice(&self.buf);
+            window.extend_from_slice(&data[..more]);
+            match start_line(&window) {
+                StartLine::Complete | StartLine::Partial => {
+                    let tail = std::mem::take(&mut self.buf);
+                    self.mode = Mode::Framing;
+                    self.frame_bytes(&tail, tail_frame, ctx);
+                    self.deliver(data, data_frame, ctx);
+                    return;
+                }
+                StartLine::Prefix if more == data.len() => {
+                    self.buf = window;
+                    return;
+                }
+                StartLine::Prefix | StartLine::No => {
+                    let tail = std::mem::take(&mut self.buf);
+                    ctx.datagram(tail_frame, &tail, PayloadKind::Other);
+                }
+            }
+        }
+        match find_sync_point(data) {
+            SyncPoint::None => ctx.datagram(data_frame, data, PayloadKind::Other),
+            SyncPoint::Undecided(at) => {
+                if at > 0 {
+                    ctx.datagram(data_frame, &data[..at], PayloadKind::Other);
+                }
+                if self.mem() + data.len() - at > ctx.budget {
+                    ctx.datagram(data_frame, &data[at..], PayloadKind::Other);
+                    return;
+                }
+                // Short: `Undecided` needs less than MAX_START_LINE bytes.
+                self.buf.extend_from_slice(&data[at..]);
+                self.buf_first_frame = data_frame;
+            }
+            SyncPoint::At(at) => {
+                if at > 0 {
+                    ctx.datagram(data_frame, &data[..at], PayloadKind::Other);
+                }
+                self.mode = Mode::Framing;
+                self.frame_bytes(&data[at..], data_frame, ctx);
+            }
+        }
+    }
+
+    /// Reports an undecided tail as what it is: not SIP.
+    fn flush_hunt_tail(&mut self, ctx: &mut Ctx<'_, '_>) {
+        if self.mode == Mode::Hunting && !self.buf.is_empty() {
+            let tail = std::mem::take(&mut self.buf);
+            ctx.datagram(self.buf_first_frame, &tail, PayloadKind::Other);
         }
     }
 
@@ -469,6 +522,7 @@ impl Dir {
 
     /// Ends this direction, reporting what was left incomplete.
     fn close(&mut self, ctx: &mut Ctx<'_, '_>, kind: FindingKind, why: &str) {
+        self.flush_hunt_tail(ctx);
         if self.mode == Mode::Framing {
             if !self.buf.is_empty() {
                 ctx.finding(

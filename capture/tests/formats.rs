@@ -10,7 +10,11 @@ fn udp4() -> Vec<u8> {
 }
 
 fn udp6() -> Vec<u8> {
-    ip_udp(addr("[2001:db8::a]:5060"), addr("[2001:db8::b]:5061"), &sip(2, 0))
+    ip_udp(
+        addr("[2001:db8::a]:5060"),
+        addr("[2001:db8::b]:5061"),
+        &sip(2, 0),
+    )
 }
 
 fn timestamps(events: &[Event<'_>]) -> Vec<(u64, Timestamp)> {
@@ -28,7 +32,12 @@ fn legacy_pcap_both_byte_orders_and_precisions() {
     let ts = 1_600_000_000_123_456_789i64;
     for be in [false, true] {
         for nanos in [false, true] {
-            let file = pcap(be, nanos, 1, &[(ts, eth(&[], &udp4())), (ts + 1000, eth(&[], &udp6()))]);
+            let file = pcap(
+                be,
+                nanos,
+                1,
+                &[(ts, eth(&[], &udp4())), (ts + 1000, eth(&[], &udp6()))],
+            );
             let mut r = CaptureReader::new(&file[..]).unwrap();
             assert_eq!(
                 r.format(),
@@ -39,12 +48,19 @@ fn legacy_pcap_both_byte_orders_and_precisions() {
             );
             let mut events = Vec::new();
             r.for_each(|e| events.push(e.into_owned())).unwrap();
-            assert_eq!(sip_payloads(&events), vec![sip(1, 3), sip(2, 0)], "be={be} ns={nanos}");
+            assert_eq!(
+                sip_payloads(&events),
+                vec![sip(1, 3), sip(2, 0)],
+                "be={be} ns={nanos}"
+            );
             let expect = if nanos { ts } else { ts - 789 };
             let step = 1000;
             assert_eq!(
                 timestamps(&events),
-                vec![(1, Timestamp::from_nanos(expect)), (2, Timestamp::from_nanos(expect + step))]
+                vec![
+                    (1, Timestamp::from_nanos(expect)),
+                    (2, Timestamp::from_nanos(expect + step))
+                ]
             );
         }
     }
@@ -58,18 +74,26 @@ fn every_link_type() {
         (1, eth(&[], &v4), "ethernet"),
         (1, eth(&[(0x8100, 42)], &v6), "802.1Q"),
         (1, eth(&[(0x88A8, 1), (0x8100, 2)], &v4), "QinQ"),
-        (1, eth(&[(0x9100, 1), (0x8100, 2), (0x8100, 3)], &v6), "triple tag"),
+        (
+            1,
+            eth(&[(0x9100, 1), (0x8100, 2), (0x8100, 3)], &v6),
+            "triple tag",
+        ),
         (113, sll(&v4), "SLL"),
         (113, sll(&v6), "SLL v6"),
         (276, sll2(&v4), "SLL2"),
         (276, sll2(&v6), "SLL2 v6"),
         (0, null(false, &v4), "NULL LE"),
         (0, null(true, &v6), "NULL BE"),
-        (108, {
-            let mut f = 2u32.to_be_bytes().to_vec();
-            f.extend_from_slice(&v4);
-            f
-        }, "LOOP"),
+        (
+            108,
+            {
+                let mut f = 2u32.to_be_bytes().to_vec();
+                f.extend_from_slice(&v4);
+                f
+            },
+            "LOOP",
+        ),
         (101, v4.clone(), "RAW v4"),
         (101, v6.clone(), "RAW v6"),
         (228, v4.clone(), "IPV4"),
@@ -145,7 +169,11 @@ fn pcapng_interfaces_resolutions_and_sections() {
             ],
             "be={be}"
         );
-        assert_eq!(findings(&events), vec![(7, FindingKind::UnknownInterface)], "be={be}");
+        assert_eq!(
+            findings(&events),
+            vec![(7, FindingKind::UnknownInterface)],
+            "be={be}"
+        );
         assert_eq!(sip_payloads(&events).len(), 6);
     }
 }
@@ -157,7 +185,10 @@ fn pcapng_bad_tsresol_is_reported_and_defaults_to_microseconds() {
     ng.epb(0, 2_000_000, &udp4());
     let events = read_all(&ng.buf).unwrap();
     assert_eq!(findings(&events), vec![(0, FindingKind::BadInterface)]);
-    assert_eq!(timestamps(&events), vec![(1, Timestamp::from_nanos(2_000_000_000))]);
+    assert_eq!(
+        timestamps(&events),
+        vec![(1, Timestamp::from_nanos(2_000_000_000))]
+    );
 }
 
 #[test]
@@ -182,22 +213,41 @@ fn stun_is_recognised_and_counted() {
 fn udp_kinds() {
     let a = addr("10.0.0.1:5060");
     let b = addr("10.0.0.2:5060");
-    let recs: Vec<(i64, Vec<u8>)> = [&b"\r\n\r\n"[..], b"\r\n", b"hello", b"SIP/2.0 200 OK\r\n\r\n"]
-        .iter()
-        .map(|p| (0, ip_udp(a, b, p)))
-        .collect();
+    let recs: Vec<(i64, Vec<u8>)> = [
+        &b"\r\n\r\n"[..],
+        b"\r\n",
+        b"hello",
+        b"SIP/2.0 200 OK\r\n\r\n",
+    ]
+    .iter()
+    .map(|p| (0, ip_udp(a, b, p)))
+    .collect();
     let events = read_all(&pcap(false, false, 101, &recs)).unwrap();
     let kinds: Vec<_> = datagrams(&events).into_iter().map(|d| d.3).collect();
     assert_eq!(
         kinds,
-        vec![PayloadKind::KeepAlivePing, PayloadKind::KeepAlivePong, PayloadKind::Other, PayloadKind::Sip]
+        vec![
+            PayloadKind::KeepAlivePing,
+            PayloadKind::KeepAlivePong,
+            PayloadKind::Other,
+            PayloadKind::Sip
+        ]
     );
 }
 
 #[test]
 fn events_iterator_matches_callback() {
-    let file = pcap(false, true, 1, &[(5, eth(&[], &udp4())), (6, eth(&[], &udp6()))]);
-    let via_iter: Vec<_> = CaptureReader::new(&file[..]).unwrap().events().map(|e| e.unwrap()).collect();
+    let file = pcap(
+        false,
+        true,
+        1,
+        &[(5, eth(&[], &udp4())), (6, eth(&[], &udp6()))],
+    );
+    let via_iter: Vec<_> = CaptureReader::new(&file[..])
+        .unwrap()
+        .events()
+        .map(|e| e.unwrap())
+        .collect();
     assert_eq!(via_iter, read_all(&file).unwrap());
     assert_eq!(via_iter.len(), 2);
 }

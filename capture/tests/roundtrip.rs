@@ -5,7 +5,8 @@ mod common;
 
 use common::{addr, sip};
 use p2psip_capture::{
-    CaptureReader, Event, Format, PayloadKind, PcapWriter, Timestamp, Transport, WriteError, read_all,
+    CaptureReader, Event, Format, PayloadKind, PcapWriter, Timestamp, Transport, WriteError,
+    read_all,
 };
 
 #[derive(Debug, PartialEq)]
@@ -71,20 +72,68 @@ fn udp_and_tcp_round_trip() {
     };
 
     let f = w.write_udp(t(0, 123_456_789), a4, b4, &sip(1, 10)).unwrap();
-    expect(f, t(0, 123_456_789), a4, b4, Transport::Udp, PayloadKind::Sip, sip(1, 10));
+    expect(
+        f,
+        t(0, 123_456_789),
+        a4,
+        b4,
+        Transport::Udp,
+        PayloadKind::Sip,
+        sip(1, 10),
+    );
     let f = w.write_udp(t(1, 1), b6, a6, &sip(2, 0)).unwrap();
-    expect(f, t(1, 1), b6, a6, Transport::Udp, PayloadKind::Sip, sip(2, 0));
+    expect(
+        f,
+        t(1, 1),
+        b6,
+        a6,
+        Transport::Udp,
+        PayloadKind::Sip,
+        sip(2, 0),
+    );
 
     assert_eq!(w.write_tcp_handshake(t(2, 0), a4, b4).unwrap(), 5);
     let f = w.write_tcp(t(3, 5), a4, b4, &sip(3, 100)).unwrap();
-    expect(f, t(3, 5), a4, b4, Transport::Tcp, PayloadKind::Sip, sip(3, 100));
+    expect(
+        f,
+        t(3, 5),
+        a4,
+        b4,
+        Transport::Tcp,
+        PayloadKind::Sip,
+        sip(3, 100),
+    );
     let f = w.write_tcp(t(4, 0), b4, a4, &sip(4, 0)).unwrap();
-    expect(f, t(4, 0), b4, a4, Transport::Tcp, PayloadKind::Sip, sip(4, 0));
+    expect(
+        f,
+        t(4, 0),
+        b4,
+        a4,
+        Transport::Tcp,
+        PayloadKind::Sip,
+        sip(4, 0),
+    );
     let f = w.write_tcp(t(5, 0), a4, b4, b"\r\n\r\n").unwrap();
-    expect(f, t(5, 0), a4, b4, Transport::Tcp, PayloadKind::KeepAlivePing, b"\r\n\r\n".to_vec());
+    expect(
+        f,
+        t(5, 0),
+        a4,
+        b4,
+        Transport::Tcp,
+        PayloadKind::KeepAlivePing,
+        b"\r\n\r\n".to_vec(),
+    );
     // No handshake on IPv6: the reader picks the stream up mid-way.
     let f = w.write_tcp(t(6, 0), a6, b6, &sip(5, 7)).unwrap();
-    expect(f, t(6, 0), a6, b6, Transport::Tcp, PayloadKind::Sip, sip(5, 7));
+    expect(
+        f,
+        t(6, 0),
+        a6,
+        b6,
+        Transport::Tcp,
+        PayloadKind::Sip,
+        sip(5, 7),
+    );
     w.write_tcp_fin(t(7, 0), a4, b4).unwrap();
     w.write_tcp_fin(t(7, 1), b4, a4).unwrap();
 
@@ -179,7 +228,9 @@ fn explicit_sequence_numbers_wrap() {
     let (a, b) = (addr("10.0.0.1:5060"), addr("10.0.0.2:5060"));
     let m1 = sip(1, 20);
     let m2 = sip(2, 20);
-    let mut w = PcapWriter::new(Vec::new()).unwrap().with_tcp_segment_size(50);
+    let mut w = PcapWriter::new(Vec::new())
+        .unwrap()
+        .with_tcp_segment_size(50);
     w.set_tcp_seq(a, b, u32::MAX - 60);
     w.write_tcp(Timestamp::ZERO, a, b, &m1).unwrap();
     w.write_tcp(Timestamp::ZERO, a, b, &m2).unwrap();

@@ -26,10 +26,18 @@ pub fn addr(s: &str) -> SocketAddr {
 /// A legacy pcap file.
 pub fn pcap(big_endian: bool, nanos: bool, link: u32, records: &[(i64, Vec<u8>)]) -> Vec<u8> {
     let w32 = |v: &mut Vec<u8>, x: u32| {
-        v.extend_from_slice(&if big_endian { x.to_be_bytes() } else { x.to_le_bytes() })
+        v.extend_from_slice(&if big_endian {
+            x.to_be_bytes()
+        } else {
+            x.to_le_bytes()
+        })
     };
     let w16 = |v: &mut Vec<u8>, x: u16| {
-        v.extend_from_slice(&if big_endian { x.to_be_bytes() } else { x.to_le_bytes() })
+        v.extend_from_slice(&if big_endian {
+            x.to_be_bytes()
+        } else {
+            x.to_le_bytes()
+        })
     };
     let mut f = Vec::new();
     w32(&mut f, if nanos { 0xA1B2_3C4D } else { 0xA1B2_C3D4 });
@@ -59,17 +67,28 @@ pub struct Ng {
 
 impl Ng {
     pub fn new(be: bool) -> Ng {
-        let mut ng = Ng { be, buf: Vec::new() };
+        let mut ng = Ng {
+            be,
+            buf: Vec::new(),
+        };
         ng.shb();
         ng
     }
 
     fn u32b(&self, x: u32) -> [u8; 4] {
-        if self.be { x.to_be_bytes() } else { x.to_le_bytes() }
+        if self.be {
+            x.to_be_bytes()
+        } else {
+            x.to_le_bytes()
+        }
     }
 
     fn u16b(&self, x: u16) -> [u8; 2] {
-        if self.be { x.to_be_bytes() } else { x.to_le_bytes() }
+        if self.be {
+            x.to_be_bytes()
+        } else {
+            x.to_le_bytes()
+        }
     }
 
     /// A block of type `t` with `body` (padded to 4 bytes).
@@ -109,7 +128,11 @@ impl Ng {
         if let Some(o) = tsoffset {
             body.extend_from_slice(&self.u16b(14));
             body.extend_from_slice(&self.u16b(8));
-            body.extend_from_slice(&if self.be { o.to_be_bytes() } else { o.to_le_bytes() });
+            body.extend_from_slice(&if self.be {
+                o.to_be_bytes()
+            } else {
+                o.to_le_bytes()
+            });
         }
         if tsresol.is_some() || tsoffset.is_some() {
             body.extend_from_slice(&[0, 0, 0, 0]);
@@ -153,12 +176,18 @@ impl Ng {
 /// A raw IPv4 or IPv6 UDP packet.
 pub fn ip_udp(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
     let b = match (src, dst) {
-        (SocketAddr::V4(s), SocketAddr::V4(d)) => PacketBuilder::ipv4(s.ip().octets(), d.ip().octets(), 64),
-        (SocketAddr::V6(s), SocketAddr::V6(d)) => PacketBuilder::ipv6(s.ip().octets(), d.ip().octets(), 64),
+        (SocketAddr::V4(s), SocketAddr::V4(d)) => {
+            PacketBuilder::ipv4(s.ip().octets(), d.ip().octets(), 64)
+        }
+        (SocketAddr::V6(s), SocketAddr::V6(d)) => {
+            PacketBuilder::ipv6(s.ip().octets(), d.ip().octets(), 64)
+        }
         _ => panic!("mixed families"),
     };
     let mut v = Vec::new();
-    b.udp(src.port(), dst.port()).write(&mut v, payload).expect("build udp");
+    b.udp(src.port(), dst.port())
+        .write(&mut v, payload)
+        .expect("build udp");
     v
 }
 
@@ -173,8 +202,12 @@ pub struct Flags {
 /// A raw IPv4 or IPv6 TCP packet.
 pub fn ip_tcp(src: SocketAddr, dst: SocketAddr, seq: u32, flags: Flags, payload: &[u8]) -> Vec<u8> {
     let b = match (src, dst) {
-        (SocketAddr::V4(s), SocketAddr::V4(d)) => PacketBuilder::ipv4(s.ip().octets(), d.ip().octets(), 64),
-        (SocketAddr::V6(s), SocketAddr::V6(d)) => PacketBuilder::ipv6(s.ip().octets(), d.ip().octets(), 64),
+        (SocketAddr::V4(s), SocketAddr::V4(d)) => {
+            PacketBuilder::ipv4(s.ip().octets(), d.ip().octets(), 64)
+        }
+        (SocketAddr::V6(s), SocketAddr::V6(d)) => {
+            PacketBuilder::ipv6(s.ip().octets(), d.ip().octets(), 64)
+        }
         _ => panic!("mixed families"),
     };
     let mut t = b.tcp(src.port(), dst.port(), seq, 65535).ack(1);
@@ -206,7 +239,11 @@ pub fn eth(tags: &[(u16, u16)], payload: &[u8]) -> Vec<u8> {
 }
 
 pub fn ethertype_of(payload: &[u8]) -> u16 {
-    if payload.first().is_some_and(|b| b >> 4 == 6) { 0x86DD } else { 0x0800 }
+    if payload.first().is_some_and(|b| b >> 4 == 6) {
+        0x86DD
+    } else {
+        0x0800
+    }
 }
 
 /// Linux cooked capture v1.
@@ -227,8 +264,17 @@ pub fn sll2(payload: &[u8]) -> Vec<u8> {
 
 /// BSD loopback: the address family in the given byte order.
 pub fn null(big_endian: bool, payload: &[u8]) -> Vec<u8> {
-    let family: u32 = if ethertype_of(payload) == 0x86DD { 30 } else { 2 };
-    let mut f = if big_endian { family.to_be_bytes() } else { family.to_le_bytes() }.to_vec();
+    let family: u32 = if ethertype_of(payload) == 0x86DD {
+        30
+    } else {
+        2
+    };
+    let mut f = if big_endian {
+        family.to_be_bytes()
+    } else {
+        family.to_le_bytes()
+    }
+    .to_vec();
     f.extend_from_slice(payload);
     f
 }
