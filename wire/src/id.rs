@@ -242,7 +242,16 @@ pub fn ip_text(ip: &IpAddr) -> String {
 
 /// ID-2: SHA-1 of the address text with the low 16 bits replaced by the port.
 pub fn peer_id(ip: IpAddr, port: u16) -> PeerId {
-    let mut id = Id::hash(ip_text(&ip).as_bytes());
+    // The longest address text (an IPv4-mapped IPv6 address) is 45 bytes;
+    // formatting on the stack keeps this free of allocation.
+    let mut buf = [0u8; 64];
+    let len = {
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        // Writing at most 45 bytes into 64 cannot fail.
+        let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ip}"));
+        cursor.position() as usize
+    };
+    let mut id = Id::hash(&buf[..len]);
     id.0[18..].copy_from_slice(&port.to_be_bytes());
     id
 }

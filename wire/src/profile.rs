@@ -72,6 +72,11 @@ pub struct ParseOptions {
     pub transport: Option<Transport>,
     /// Messages larger than this are refused (WIRE-8).
     pub max_size: usize,
+    /// Check that every Peer URI's ID is the ID-2 ID of its own address.
+    /// It costs a SHA-1 per Peer URI; a receiver verifies identities
+    /// against the observed source anyway (ID-7), so hot paths may turn it
+    /// off.
+    pub verify_peer_ids: bool,
 }
 
 impl ParseOptions {
@@ -83,6 +88,7 @@ impl ParseOptions {
             strict: true,
             transport: None,
             max_size: Self::DEFAULT_MAX_SIZE,
+            verify_peer_ids: true,
         }
     }
 
@@ -95,6 +101,14 @@ impl ParseOptions {
 
     pub fn with_profile(self, profile: Profile) -> ParseOptions {
         ParseOptions { profile, ..self }
+    }
+
+    /// Skips the ID-2 consistency check of Peer URIs.
+    pub fn without_peer_id_check(self) -> ParseOptions {
+        ParseOptions {
+            verify_peer_ids: false,
+            ..self
+        }
     }
 
     pub fn with_transport(self, transport: Transport) -> ParseOptions {

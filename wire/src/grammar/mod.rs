@@ -591,7 +591,13 @@ fn validate(
                 if let Some(dht) = d.dht.as_deref() {
                     check_dht_token(cx, dht, at);
                 }
-                check_peer_uri(cx, &d.addr.uri, at, Deviation::DhtPeerIdWithoutId);
+                check_peer_uri(
+                    cx,
+                    &d.addr.uri,
+                    at,
+                    Deviation::DhtPeerIdWithoutId,
+                    opts.verify_peer_ids,
+                );
             }
             Header::DhtLink(l) => {
                 let at = offset_of_uri(cx, &l.addr.uri);
@@ -600,15 +606,33 @@ fn validate(
                     Some(0) => cx.warnings.record(Deviation::LinkExpired, at),
                     Some(_) => {}
                 }
-                check_peer_uri(cx, &l.addr.uri, at, Deviation::LinkWithoutId);
+                check_peer_uri(
+                    cx,
+                    &l.addr.uri,
+                    at,
+                    Deviation::LinkWithoutId,
+                    opts.verify_peer_ids,
+                );
             }
             Header::To(t) | Header::From(t) if t.addr.uri.peer_id().is_some() => {
                 let at = offset_of_uri(cx, &t.addr.uri);
-                check_peer_uri(cx, &t.addr.uri, at, Deviation::LinkWithoutId);
+                check_peer_uri(
+                    cx,
+                    &t.addr.uri,
+                    at,
+                    Deviation::LinkWithoutId,
+                    opts.verify_peer_ids,
+                );
             }
             Header::Contact(Contact::Addr(c)) if c.addr.uri.peer_id().is_some() => {
                 let at = offset_of_uri(cx, &c.addr.uri);
-                check_peer_uri(cx, &c.addr.uri, at, Deviation::LinkWithoutId);
+                check_peer_uri(
+                    cx,
+                    &c.addr.uri,
+                    at,
+                    Deviation::LinkWithoutId,
+                    opts.verify_peer_ids,
+                );
             }
             _ => {}
         }
@@ -628,7 +652,7 @@ fn check_dht_token(cx: &mut Cx<'_>, dht: &str, at: usize) {
 /// WIRE-3 and ID-2 for a URI that names a peer: it has an ID, a port, and
 /// the ID is the one of its own address. A host of 0.0.0.0 names only a
 /// key (a query, PROFILE §4), so it is not checked.
-fn check_peer_uri(cx: &mut Cx<'_>, uri: &Uri<'_>, at: usize, missing: Deviation) {
+fn check_peer_uri(cx: &mut Cx<'_>, uri: &Uri<'_>, at: usize, missing: Deviation, verify: bool) {
     let Some(id) = uri.peer_id() else {
         cx.warnings.record(missing, at);
         return;
@@ -644,7 +668,7 @@ fn check_peer_uri(cx: &mut Cx<'_>, uri: &Uri<'_>, at: usize, missing: Deviation)
             5060
         }
     };
-    if cx.profile.peer_id(ip, port) != id {
+    if verify && cx.profile.peer_id(ip, port) != id {
         cx.warnings.record(Deviation::PeerIdNotOfAddress, at);
     }
 }
