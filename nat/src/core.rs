@@ -154,6 +154,9 @@ const MAX_FREED: usize = 64;
 const MAX_PORT_CHECKS: usize = 64;
 /// Random picks before a scan from a random start.
 const RANDOM_PICKS: usize = 32;
+/// Unpolled events kept; a caller that never polls loses the oldest ones
+/// rather than growing memory without bound.
+const MAX_EVENTS: usize = 1024;
 
 /// The NAT state machine. See the module documentation.
 #[derive(Debug)]
@@ -288,7 +291,7 @@ impl NatCore {
                 old: self.public(old),
                 new: self.public(new),
             };
-            self.events.push_back(NatEvent::MappingRebound(rebound));
+            self.push_event(NatEvent::MappingRebound(rebound));
             out.push(rebound);
         }
         out
@@ -306,6 +309,7 @@ impl NatCore {
         self.mappings.values().filter_map(|m| m.expires_at).min()
     }
 
+    /// The next state change, oldest first (at most 1024 are kept).
     pub fn poll_event(&mut self) -> Option<NatEvent> {
         self.events.pop_front()
     }
@@ -403,7 +407,7 @@ impl NatCore {
                         allowed: HashSet::new(),
                     },
                 );
-                self.events.push_back(NatEvent::MappingCreated {
+                self.push_event(NatEvent::MappingCreated {
                     internal: src,
                     public: self.public(port),
                     scope: key.scope,
@@ -494,7 +498,7 @@ impl NatCore {
         for port in expired {
             if let Some(m) = self.mappings.remove(&port) {
                 self.index.remove(&m.key);
-                self.events.push_back(NatEvent::MappingExpired {
+                self.push_event(NatEvent::MappingExpired {
                     internal: m.key.internal,
                     public: self.public(port),
                 });
@@ -503,12 +507,19 @@ impl NatCore {
         }
     }
 
+    fn push_event(&mut self, event: NatEvent) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
     fn push_freed(&mut self, port: u16, why: Freed) {
         self.freed.retain(|(p, _)| *p != port);
         self.freed.push_back((port, why));
         while self.freed.len() > MAX_FREED {
             if let Some((port, _)) = self.freed.pop_front() {
-                self.events.push_back(NatEvent::PortReleased { port });
+                self.push_event(NatEvent::PortReleased { port });
             }
         }
     }

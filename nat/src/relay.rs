@@ -219,15 +219,18 @@ enum Side {
     Public(u16),
 }
 
-/// A fresh IPv4 loopback address for this process: 127.x.y.z with x drawn
-/// from the process ID and y.z from a counter, so that relays and tests
-/// running in parallel rarely contend for the same IP and port.
+/// A fresh IPv4 loopback address for this process: 127.x.y.z with x and
+/// the base of y drawn from the process ID, and z (then y) from a counter,
+/// so that relays and tests running in parallel, in one process or many,
+/// rarely share an IP (and the relay copes when they do: a port that cannot
+/// be bound is skipped).
 pub fn unique_loopback_ip() -> Ipv4Addr {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // x in 100..=219, y.z avoiding .0 and .255 as the last octet.
-    let x = 100 + (std::process::id() % 120) as u8;
-    let y = ((n / 254) % 256) as u8;
+    let pid = std::process::id();
+    // x in 100..=219; z avoids .0 and .255.
+    let x = 100 + (pid % 120) as u8;
+    let y = ((pid / 120 + n / 254) % 256) as u8;
     let z = (n % 254) as u8 + 1;
     Ipv4Addr::new(127, x, y, z)
 }

@@ -538,3 +538,11 @@ async fn start_refuses_bad_addresses() {
     config.nat.public_ip = "192.0.2.1".parse().unwrap();
     assert!(Relay::start(config, "127.0.0.1:5060".parse().unwrap()).is_err());
 }
+
+#[test]
+fn handles_can_be_shared_between_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<RelayHandle>();
+    send_sync::<p2psip_nat::StunResponder>();
+    send_sync::<p2psip_nat::NatCore>();
+}

@@ -43,6 +43,9 @@ pub use codec::{decode, looks_like_stun, message_len};
 pub use error::{DecodeError, EncodeError};
 pub use message::{Class, Message, Method, TransactionId};
 
+/// What [`decode`] fails with.
+pub type Error = DecodeError;
+
 /// The fixed magic cookie of RFC 5389 §6.
 pub const MAGIC_COOKIE: u32 = 0x2112_A442;
 /// Every STUN message starts with a 20-byte header (RFC 5389 §6).
