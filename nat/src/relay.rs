@@ -166,13 +166,13 @@ impl Drop for Task {
 struct Front {
     real: SocketAddr,
     socket: Arc<UdpSocket>,
-    _task: Task,
+    task: Task,
 }
 
 #[derive(Debug)]
 struct Public {
     socket: Arc<UdpSocket>,
-    _task: Task,
+    task: Task,
 }
 
 #[derive(Debug)]
@@ -292,7 +292,7 @@ impl Relay {
             timer_wake: Notify::new(),
             config,
         });
-        let timer = runtime.spawn(timer_task(Arc::downgrade(&inner)));
+        let timer = runtime.spawn(timertask(Arc::downgrade(&inner)));
         lock(&inner).timer = Some(Task(timer));
         Ok(RelayHandle { inner, internal })
     }
@@ -354,7 +354,7 @@ impl RelayHandle {
                     .map_err(|source| RelayError::Bind { addr: any, source })?
             }
         };
-        Ok(self.register_front(&mut st, real, socket))
+        self.register_front(&mut st, real, socket, preferred)
     }
 
     /// Like [`RelayHandle::add_outside_node`] with a front address chosen by
@@ -380,7 +380,7 @@ impl RelayHandle {
             addr: front,
             source,
         })?;
-        Ok(self.register_front(&mut st, real, socket))
+        self.register_front(&mut st, real, socket, front)
     }
 
     fn register_front(
@@ -388,20 +388,16 @@ impl RelayHandle {
         st: &mut State,
         real: SocketAddr,
         socket: Arc<UdpSocket>,
-    ) -> SocketAddr {
-        // A bound socket has a local address; fall back to the request.
-        let front = socket.local_addr().unwrap_or(real);
+        requested: SocketAddr,
+    ) -> Result<SocketAddr, RelayError> {
+        let front = socket.local_addr().map_err(|source| RelayError::Bind {
+            addr: requested,
+            source,
+        })?;
         let task = spawn_reader(&self.inner, socket.clone(), Side::Front(front));
-        st.fronts.insert(
-            front,
-            Front {
-                real,
-                socket,
-                _task: task,
-            },
-        );
+        st.fronts.insert(front, Front { real, socket, task });
         st.front_of_real.insert(real, front);
-        front
+        Ok(front)
     }
 
     /// The front of a registered outside node.
@@ -524,12 +520,12 @@ fn close(inner: &Inner) -> Vec<Task> {
     st.closed = true;
     let mut tasks: Vec<Task> = Vec::new();
     for (_, f) in st.fronts.drain() {
-        f._task.0.abort();
-        tasks.push(f._task);
+        f.task.0.abort();
+        tasks.push(f.task);
     }
     for (_, p) in st.publics.drain() {
-        p._task.0.abort();
-        tasks.push(p._task);
+        p.task.0.abort();
+        tasks.push(p.task);
     }
     if let Some(t) = st.timer.take() {
         t.0.abort();
@@ -553,13 +549,7 @@ fn port_binder<'a>(
         match bind_udp(&inner.runtime, addr) {
             Ok(socket) => {
                 let task = spawn_reader(inner, socket.clone(), Side::Public(port));
-                publics.insert(
-                    port,
-                    Public {
-                        socket,
-                        _task: task,
-                    },
-                );
+                publics.insert(port, Public { socket, task });
                 true
             }
             Err(e) => {
@@ -586,10 +576,10 @@ fn handle_events(inner: &Inner, st: &mut State) {
 
 fn spawn_reader(inner: &Arc<Inner>, socket: Arc<UdpSocket>, side: Side) -> Task {
     let weak = Arc::downgrade(inner);
-    Task(inner.runtime.spawn(reader_task(weak, socket, side)))
+    Task(inner.runtime.spawn(readertask(weak, socket, side)))
 }
 
-async fn reader_task(inner: std::sync::Weak<Inner>, socket: Arc<UdpSocket>, side: Side) {
+async fn readertask(inner: std::sync::Weak<Inner>, socket: Arc<UdpSocket>, side: Side) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let local = match socket.local_addr() {
         Ok(a) => a,
@@ -742,7 +732,7 @@ fn push_log(inner: &Inner, st: &mut State, entry: PacketLogEntry) {
 
 /// Expires mappings on time so their events (and port releases) happen
 /// even when no packet flows.
-async fn timer_task(inner: std::sync::Weak<Inner>) {
+async fn timertask(inner: std::sync::Weak<Inner>) {
     loop {
         let next = {
             let Some(inner) = inner.upgrade() else { return };
