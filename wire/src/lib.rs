@@ -36,6 +36,7 @@ pub mod build;
 pub mod classify;
 pub mod error;
 pub mod framer;
+pub mod fuzzing;
 mod grammar;
 pub mod id;
 pub mod message;

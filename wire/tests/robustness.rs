@@ -23,9 +23,12 @@ fn all_modes(bytes: &[u8]) {
         for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
             let opts = opts.with_profile(profile);
             if let Ok(p) = parse(bytes, opts) {
-                // Whatever parsed must print and re-parse leniently.
+                // Whatever parsed prints to its canonical form, which reads
+                // back as the same message.
                 let printed = p2psip_wire::print(&p.message);
-                let _ = parse(&printed, ParseOptions::lenient().with_profile(profile));
+                let again = parse(&printed, ParseOptions::lenient().with_profile(profile))
+                    .unwrap_or_else(|e| panic!("printed form refused: {e}\n{}", String::from_utf8_lossy(&printed)));
+                assert_eq!(again.message, p.message, "{}", String::from_utf8_lossy(&printed));
             }
             let _ = parse_one(bytes, opts);
         }
