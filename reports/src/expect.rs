@@ -327,7 +327,14 @@ pub fn write(report: &Report, mut w: impl Write) -> io::Result<usize> {
         "# delete its entry. An entry that names no known case is an error."
     )?;
     let mut n = 0;
+    let mut written: Vec<&str> = Vec::new();
     for c in report.cases.iter().filter(|c| needs_expectation(c)) {
+        // An empty or repeated id cannot make a valid entry; the file must
+        // always load back.
+        if c.id.trim().is_empty() || written.contains(&c.id.as_str()) {
+            continue;
+        }
+        written.push(&c.id);
         let verdict = if c.verdict == CaseVerdict::Error {
             ExpectedVerdict::Error
         } else {

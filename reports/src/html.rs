@@ -206,6 +206,8 @@ impl<'a> View<'a> {
             .iter()
             .map(|q| anchors.make("req", &q.id))
             .collect();
+        // Indexes below come from `position` over the same slices the
+        // anchors were made from, so they are in bounds.
         let case_link = |id: &str| -> Option<Link> {
             let i = r.cases.iter().position(|c| c.id == id)?;
             Some(Link {

@@ -35,16 +35,17 @@ pub fn write(report: &Report, w: impl Write) -> Result<(), RenderError> {
 
 /// The report as a `quick_junit` report, for callers that want to add to it.
 pub fn to_junit(report: &Report) -> quick_junit::Report {
-    let mut out = quick_junit::Report::new(format!("p2psip conformance: {}", report.iut.name));
+    let mut out = quick_junit::Report::new(x(format!("p2psip conformance: {}", report.iut.name)));
     out.set_timestamp(report.started.0.fixed_offset());
     out.set_time(Duration::from_millis(report.duration_ms));
 
     let mut suites: Vec<TestSuite> = Vec::new();
     for case in &report.cases {
-        let i = match suites.iter().position(|s| s.name.as_str() == case.suite) {
+        let suite_name = x(&case.suite);
+        let i = match suites.iter().position(|s| s.name.as_str() == suite_name) {
             Some(i) => i,
             None => {
-                suites.push(new_suite(report, &case.suite));
+                suites.push(new_suite(report, &x(&case.suite)));
                 suites.len() - 1
             }
         };
@@ -79,7 +80,7 @@ fn new_suite(report: &Report, name: &str) -> TestSuite {
         Property::new("verdict", report.summary.verdict.as_str()),
     ];
     if let Some(v) = &report.iut.version {
-        props.push(Property::new("iut_version", v));
+        props.push(Property::new("iut_version", x(v)));
     }
     s.add_properties(props);
     s
@@ -118,10 +119,10 @@ fn test_case(report: &Report, case: &CaseResult) -> TestCase {
             Some(failure_text(case)),
         ),
     };
-    let mut tc = TestCase::new(case.id.as_str(), status);
-    tc.set_classname(case.suite.as_str());
+    let mut tc = TestCase::new(x(&case.id), status);
+    tc.set_classname(x(&case.suite));
     tc.set_time(Duration::from_millis(case.duration_ms));
-    tc.set_system_out(system_out(case));
+    tc.set_system_out(x(system_out(case)));
     tc
 }
 
@@ -139,18 +140,18 @@ fn non_success(
     case: &CaseResult,
 ) -> TestCaseStatus {
     let mut s = TestCaseStatus::non_success(kind);
-    s.set_message(message);
-    s.set_type(ty);
-    s.set_description(failure_text(case));
+    s.set_message(x(message));
+    s.set_type(x(ty));
+    s.set_description(x(failure_text(case)));
     s
 }
 
 fn skipped(message: String, ty: &str, description: Option<String>) -> TestCaseStatus {
     let mut s = TestCaseStatus::skipped();
-    s.set_message(message);
+    s.set_message(x(message));
     s.set_type(ty);
     if let Some(d) = description {
-        s.set_description(d);
+        s.set_description(x(d));
     }
     s
 }
@@ -226,6 +227,15 @@ fn system_out(case: &CaseResult) -> String {
         }
     }
     t
+}
+
+/// Text fit for XML 1.0: quick-junit drops C0 controls and ANSI escapes;
+/// U+FFFE and U+FFFF are not XML characters either.
+fn x(s: impl AsRef<str>) -> String {
+    s.as_ref()
+        .chars()
+        .filter(|&c| c != '\u{FFFE}' && c != '\u{FFFF}')
+        .collect()
 }
 
 fn endpoint(label: Option<&str>, addr: &str) -> String {
