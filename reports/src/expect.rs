@@ -367,7 +367,7 @@ pub fn write(report: &Report, mut w: impl Write) -> io::Result<usize> {
     Ok(n)
 }
 
-/// [`write`] into a file (created or replaced).
+/// [`write()`] into a file (created or replaced).
 pub fn write_file(report: &Report, path: impl AsRef<Path>) -> Result<usize, WriteError> {
     let path = path.as_ref();
     let mut buf = Vec::new();

@@ -2,7 +2,7 @@
 //!
 //! The harness describes what it measured as a [`RunInput`] (one
 //! [`CaseRun`] per selected case, one [`Attempt`] per `--repeat` run), then
-//! [`grade`] turns it into a [`Report`]: it grades each case by its level,
+//! [`grade()`] turns it into a [`Report`]: it grades each case by its level,
 //! applies the expectations file ([`Expectations`]), builds the requirement
 //! matrix and decides the [`RunVerdict`], whose
 //! [`exit_code`](RunVerdict::exit_code) is the process exit code
@@ -13,7 +13,7 @@
 //! [`junit`] (`junit.xml`), [`markdown`] (`summary.md`, for CI job
 //! summaries) and [`html`] (a self-contained `report.html`). Each writes to
 //! any [`std::io::Write`]; [`write_all`] writes all four into a directory.
-//! [`expect::write`] produces an expectations file that accepts the current
+//! [`expect::write()`] produces an expectations file that accepts the current
 //! failures (`--write-expect`).
 //!
 //! ```

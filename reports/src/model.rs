@@ -199,6 +199,28 @@ pub struct Summary {
     pub verdict_reasons: Vec<String>,
 }
 
+impl fmt::Display for Summary {
+    /// One line for the console, e.g. `NON-COMPLIANT: 8 passed, 1 failed,
+    /// 2 skipped (1 warned, 0 errored, ...; 12 cases)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} passed, {} failed, {} skipped ({} warned, {} errored, {} xfailed, {} xpassed, {} unsupported, {} flaky; {} cases)",
+            self.verdict.as_str().to_uppercase(),
+            self.passed,
+            self.failed,
+            self.skipped,
+            self.warned,
+            self.errored,
+            self.xfailed,
+            self.xpassed,
+            self.unsupported,
+            self.flaky,
+            self.total
+        )
+    }
+}
+
 /// The verdict of one requirement over the cases that test it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequirementResult {

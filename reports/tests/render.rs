@@ -19,6 +19,10 @@ fn fixture_grades_as_expected() {
         (1, 1, 1, 1, 10)
     );
     assert_eq!(r.run.unused_expectations, vec!["line 11: route.*"]);
+    assert_eq!(
+        s.to_string(),
+        "NON-COMPLIANT: 2 passed, 2 failed, 1 skipped (1 warned, 1 errored, 1 xfailed, 1 xpassed, 1 unsupported, 1 flaky; 10 cases)"
+    );
 }
 
 #[test]
