@@ -44,7 +44,8 @@ pub fn start_line(buf: &[u8]) -> StartLine {
             true,
         ),
         None if buf.len() > MAX_START_LINE => return StartLine::No,
-        None => (window, false),
+        // A CR at the very end may be the first half of the CRLF.
+        None => (window.strip_suffix(b"\r").unwrap_or(window), false),
     };
     let verdict = |ok: bool| match (ok, complete) {
         (false, _) => StartLine::No,
@@ -226,6 +227,8 @@ mod tests {
         use StartLine::*;
         assert_eq!(start_line(b"INVITE sip:bo"), Partial);
         assert_eq!(start_line(b"INVITE sip:bob@b SIP/2"), Partial);
+        assert_eq!(start_line(b"INVITE sip:bob@b SIP/2.0\r"), Partial);
+        assert_eq!(start_line(b"SIP/2.0 200 OK\r"), Partial);
         assert_eq!(start_line(b"SIP/2.0 20"), Partial);
         assert_eq!(start_line(b"SIP/"), Partial);
         assert_eq!(start_line(b"hello world"), No);

@@ -52,15 +52,30 @@ fn read(bytes: &[u8]) -> Result<Vec<Event<'static>>, CaptureError> {
 #[test]
 fn not_a_capture_is_an_error() {
     assert!(matches!(read(b""), Err(CaptureError::Empty)));
-    assert!(matches!(read(b"hello world"), Err(CaptureError::NotACapture { .. })));
-    assert!(matches!(read(&[0xD4, 0xC3]), Err(CaptureError::TruncatedHeader { .. })));
-    assert!(matches!(read(&[0xD4, 0xC3, 0xB2, 0xA1, 2, 0]), Err(CaptureError::TruncatedHeader { .. })));
+    assert!(matches!(
+        read(b"hello world"),
+        Err(CaptureError::NotACapture { .. })
+    ));
+    assert!(matches!(
+        read(&[0xD4, 0xC3]),
+        Err(CaptureError::TruncatedHeader { .. })
+    ));
+    assert!(matches!(
+        read(&[0xD4, 0xC3, 0xB2, 0xA1, 2, 0]),
+        Err(CaptureError::TruncatedHeader { .. })
+    ));
     let mut bad_bom = small_pcapng();
     bad_bom[8] = 0x99;
-    assert!(matches!(read(&bad_bom), Err(CaptureError::BadHeader { .. })));
+    assert!(matches!(
+        read(&bad_bom),
+        Err(CaptureError::BadHeader { .. })
+    ));
     let mut bad_len = small_pcapng();
     bad_len[4] = 0x1D;
-    assert!(matches!(read(&bad_len), Err(CaptureError::BadHeader { .. })));
+    assert!(matches!(
+        read(&bad_len),
+        Err(CaptureError::BadHeader { .. })
+    ));
     let msg = read(b"GIF89a").unwrap_err().to_string();
     assert!(msg.contains("not a pcap or pcapng"), "{msg}");
 }
@@ -96,9 +111,14 @@ fn truncated_at_every_offset_of_a_pcapng() {
         if let Ok(events) = read(&file[..cut]) {
             let got = datagrams(&events);
             assert_eq!(got[..], datagrams(&full)[..got.len()], "cut {cut}");
-            let truncated = findings(&events).iter().any(|f| f.1 == FindingKind::TruncatedFile);
+            let truncated = findings(&events)
+                .iter()
+                .any(|f| f.1 == FindingKind::TruncatedFile);
             let complete_blocks = got.len() == 3 && cut == file.len();
-            assert!(truncated || complete_blocks || cut % 4 == 0, "cut {cut}: {events:?}");
+            assert!(
+                truncated || complete_blocks || cut % 4 == 0,
+                "cut {cut}: {events:?}"
+            );
         }
     }
 }
@@ -127,13 +147,19 @@ fn absurd_snaplen_and_record_lengths() {
     let mut events = Vec::new();
     r.for_each(|e| events.push(e.into_owned())).unwrap();
     assert_eq!(findings(&events), vec![(1, FindingKind::TruncatedFile)]);
-    assert!(r.buffer_capacity() > 3_000_000 && r.buffer_capacity() <= Limits::default().max_block + 1);
+    assert!(
+        r.buffer_capacity() > 3_000_000 && r.buffer_capacity() <= Limits::default().max_block + 1
+    );
 }
 
 fn ng_with(block: &[u8]) -> Vec<u8> {
     let mut ng = Ng::new(false);
     ng.idb(101, None, None);
-    ng.epb(0, 1, &ip_udp(addr("10.0.0.1:5060"), addr("10.0.0.2:5060"), &sip(1, 0)));
+    ng.epb(
+        0,
+        1,
+        &ip_udp(addr("10.0.0.1:5060"), addr("10.0.0.2:5060"), &sip(1, 0)),
+    );
     let mut f = ng.buf.clone();
     f.extend_from_slice(block);
     f
@@ -142,11 +168,29 @@ fn ng_with(block: &[u8]) -> Vec<u8> {
 #[test]
 fn pcapng_bad_block_lengths() {
     let cases: Vec<(Vec<u8>, FindingKind)> = vec![
-        ([6u32, 0, 0].iter().flat_map(|x| x.to_le_bytes()).collect(), FindingKind::BadBlock),
-        ([6u32, 13, 0, 0].iter().flat_map(|x| x.to_le_bytes()).collect(), FindingKind::BadBlock),
-        ([6u32, 0xFFFF_FFF0, 0, 0].iter().flat_map(|x| x.to_le_bytes()).collect(), FindingKind::BlockTooLarge),
+        (
+            [6u32, 0, 0].iter().flat_map(|x| x.to_le_bytes()).collect(),
+            FindingKind::BadBlock,
+        ),
+        (
+            [6u32, 13, 0, 0]
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect(),
+            FindingKind::BadBlock,
+        ),
+        (
+            [6u32, 0xFFFF_FFF0, 0, 0]
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect(),
+            FindingKind::BlockTooLarge,
+        ),
         (b"garbage garbage garbage!".to_vec(), FindingKind::BadBlock),
-        (b"\x00\x00\x00\x01\x00\x00\x00\x02garbage!".to_vec(), FindingKind::BlockTooLarge),
+        (
+            b"\x00\x00\x00\x01\x00\x00\x00\x02garbage!".to_vec(),
+            FindingKind::BlockTooLarge,
+        ),
     ];
     for (block, kind) in cases {
         let events = read(&ng_with(&block)).unwrap();
@@ -164,8 +208,15 @@ fn malformed_block_with_a_sound_length_is_skipped() {
     }
     let mut file = ng_with(&epb);
     // Then a good packet again.
-    let mut ng = Ng { be: false, buf: Vec::new() };
-    ng.epb(0, 2, &ip_udp(addr("10.0.0.1:5060"), addr("10.0.0.2:5060"), &sip(2, 0)));
+    let mut ng = Ng {
+        be: false,
+        buf: Vec::new(),
+    };
+    ng.epb(
+        0,
+        2,
+        &ip_udp(addr("10.0.0.1:5060"), addr("10.0.0.2:5060"), &sip(2, 0)),
+    );
     file.extend_from_slice(&ng.buf);
     let events = read(&file).unwrap();
     let d = datagrams(&events);
@@ -185,7 +236,10 @@ impl Read for Failing {
         if self.pos >= self.fail_at {
             return Err(io::Error::new(io::ErrorKind::ConnectionReset, "pipe broke"));
         }
-        let n = buf.len().min(self.fail_at - self.pos).min(self.data.len() - self.pos);
+        let n = buf
+            .len()
+            .min(self.fail_at - self.pos)
+            .min(self.data.len() - self.pos);
         buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
@@ -195,19 +249,40 @@ impl Read for Failing {
 #[test]
 fn io_errors_are_returned_with_their_kind() {
     let (file, bounds) = small_pcap();
-    let r = CaptureReader::new(Failing { data: file.clone(), pos: 0, fail_at: 2 });
+    let r = CaptureReader::new(Failing {
+        data: file.clone(),
+        pos: 0,
+        fail_at: 2,
+    });
     assert!(matches!(r, Err(CaptureError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset));
     let _ = bounds;
-    let recs: Vec<(i64, Vec<u8>)> =
-        (0..100).map(|i| (i, ip_udp(addr("10.0.0.1:5060"), addr("10.0.0.2:5060"), &sip(1, 0)))).collect();
+    let recs: Vec<(i64, Vec<u8>)> = (0..100)
+        .map(|i| {
+            (
+                i,
+                ip_udp(addr("10.0.0.1:5060"), addr("10.0.0.2:5060"), &sip(1, 0)),
+            )
+        })
+        .collect();
     let file = pcap(false, false, 101, &recs);
     let mut limits = Limits::default();
     limits.read_buffer = 0;
-    let mut r = CaptureReader::with_limits(Failing { data: file, pos: 0, fail_at: 10_000 }, limits).unwrap();
+    let mut r = CaptureReader::with_limits(
+        Failing {
+            data: file,
+            pos: 0,
+            fail_at: 10_000,
+        },
+        limits,
+    )
+    .unwrap();
     let mut n = 0;
     let err = r.for_each(|_| n += 1).unwrap_err();
     assert!(n > 20 && n < 100, "{n} events before the error");
-    assert!(matches!(err, CaptureError::Io(ref e) if e.kind() == io::ErrorKind::ConnectionReset), "{err}");
+    assert!(
+        matches!(err, CaptureError::Io(ref e) if e.kind() == io::ErrorKind::ConnectionReset),
+        "{err}"
+    );
 }
 
 /// Hands out one byte per read, like a slow pipe, with interruptions.
@@ -235,7 +310,12 @@ impl Read for Trickle {
 #[test]
 fn short_reads_give_the_same_events() {
     for file in [small_pcap().0, small_pcapng()] {
-        let mut r = CaptureReader::new(Trickle { data: file.clone(), pos: 0, interrupt: false }).unwrap();
+        let mut r = CaptureReader::new(Trickle {
+            data: file.clone(),
+            pos: 0,
+            interrupt: false,
+        })
+        .unwrap();
         let mut events = Vec::new();
         r.for_each(|e| events.push(e.into_owned())).unwrap();
         assert_eq!(events, read(&file).unwrap());

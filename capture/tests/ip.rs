@@ -39,7 +39,11 @@ fn v4_fragments(id: u16, datagram: &[u8], size: usize) -> Vec<Vec<u8>> {
 }
 
 fn raw(records: Vec<Vec<u8>>) -> Vec<u8> {
-    let recs: Vec<(i64, Vec<u8>)> = records.into_iter().enumerate().map(|(i, r)| (i as i64, r)).collect();
+    let recs: Vec<(i64, Vec<u8>)> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| (i as i64, r))
+        .collect();
     pcap(false, true, 101, &recs)
 }
 
@@ -96,7 +100,9 @@ fn fragment_pool_limits_and_timeouts() {
     let mut limits = Limits::default();
     limits.max_frag_datagrams = 2;
     let dg = udp_datagram_v4(&sip(1, 100));
-    let starts: Vec<Vec<u8>> = (0..3).map(|id| v4_fragment(id, 0, true, &dg[..96])).collect();
+    let starts: Vec<Vec<u8>> = (0..3)
+        .map(|id| v4_fragment(id, 0, true, &dg[..96]))
+        .collect();
     let file = raw(starts);
     let mut r = CaptureReader::with_limits(&file[..], limits).unwrap();
     let mut events = Vec::new();
@@ -117,7 +123,10 @@ fn fragment_pool_limits_and_timeouts() {
         false,
         true,
         101,
-        &[(0, v4_fragment(9, 0, true, &dg[..96])), (31 * s, v4_fragment(9, 96, false, &dg[96..]))],
+        &[
+            (0, v4_fragment(9, 0, true, &dg[..96])),
+            (31 * s, v4_fragment(9, 96, false, &dg[96..])),
+        ],
     );
     let events = read_all(&file).unwrap();
     assert_eq!(findings(&events)[0], (2, FindingKind::FragmentTimeout));
@@ -160,7 +169,12 @@ fn ipv6_extension_headers_and_fragments() {
     let size = 256;
     for (i, part) in dg.chunks(size).enumerate() {
         let more = (i + 1) * size < dg.len();
-        let frag = Ipv6FragmentHeader::new(IpNumber::UDP, IpFragOffset::try_new((i * size / 8) as u16).unwrap(), more, 0xABCD);
+        let frag = Ipv6FragmentHeader::new(
+            IpNumber::UDP,
+            IpFragOffset::try_new((i * size / 8) as u16).unwrap(),
+            more,
+            0xABCD,
+        );
         let mut p = v6_header(0, hop.len() + routing.len() + 8 + part.len());
         p.extend_from_slice(&hop);
         p.extend_from_slice(&routing);
@@ -172,7 +186,9 @@ fn ipv6_extension_headers_and_fragments() {
     let n = packets.len() as u64;
     // An atomic fragment (offset 0, no more) is just a header to skip.
     let mut atomic = v6_header(44, 8 + dg.len());
-    Ipv6FragmentHeader::new(IpNumber::UDP, IpFragOffset::try_new(0).unwrap(), false, 1).write(&mut atomic).unwrap();
+    Ipv6FragmentHeader::new(IpNumber::UDP, IpFragOffset::try_new(0).unwrap(), false, 1)
+        .write(&mut atomic)
+        .unwrap();
     atomic.extend_from_slice(&dg);
     packets.push(atomic);
     let events = read_all(&raw(packets)).unwrap();
@@ -191,7 +207,13 @@ fn bad_and_cut_headers_are_findings() {
     bad_ihl[0] = 0x44;
     let mut udp_too_long = good.clone();
     udp_too_long[24] = 0xFF;
-    let mut bad_tcp = ip_tcp(addr("10.0.0.1:1"), addr("10.0.0.2:2"), 0, Flags::default(), b"x");
+    let mut bad_tcp = ip_tcp(
+        addr("10.0.0.1:1"),
+        addr("10.0.0.2:2"),
+        0,
+        Flags::default(),
+        b"x",
+    );
     bad_tcp[32] = 0x10; // data offset 1
     let cut_ip = good[..12].to_vec();
     let cut_udp = good[..24].to_vec();
@@ -230,11 +252,20 @@ fn bad_and_cut_headers_are_findings() {
 #[test]
 fn ethernet_padding_and_offloaded_lengths() {
     // A short datagram padded to the Ethernet minimum.
-    let mut frame = eth(&[], &ip_udp(addr("10.0.0.1:5060"), addr("10.0.0.2:5060"), b"\r\n"));
+    let mut frame = eth(
+        &[],
+        &ip_udp(addr("10.0.0.1:5060"), addr("10.0.0.2:5060"), b"\r\n"),
+    );
     frame.resize(60, 0);
     // IPv4 total length 0, as segmentation offload leaves it.
     let m = sip(1, 0);
-    let mut tso = ip_tcp(addr("10.0.0.1:5060"), addr("10.0.0.2:5060"), 1, Flags::default(), &m);
+    let mut tso = ip_tcp(
+        addr("10.0.0.1:5060"),
+        addr("10.0.0.2:5060"),
+        1,
+        Flags::default(),
+        &m,
+    );
     tso[2] = 0;
     tso[3] = 0;
     let file = pcap(false, false, 1, &[(0, frame), (1, eth(&[], &tso))]);
