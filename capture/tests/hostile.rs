@@ -41,8 +41,10 @@ fn small_pcapng() -> Vec<u8> {
 /// Reads everything, returning the events or the error. A small read
 /// buffer keeps the hundreds of reads below fast in debug builds.
 fn read(bytes: &[u8]) -> Result<Vec<Event<'static>>, CaptureError> {
-    let mut limits = Limits::default();
-    limits.read_buffer = 4096;
+    let limits = Limits {
+        read_buffer: 4096,
+        ..Limits::default()
+    };
     let mut r = CaptureReader::with_limits(bytes, limits)?;
     let mut events = Vec::new();
     r.for_each(|e| events.push(e.into_owned()))?;
@@ -265,8 +267,10 @@ fn io_errors_are_returned_with_their_kind() {
         })
         .collect();
     let file = pcap(false, false, 101, &recs);
-    let mut limits = Limits::default();
-    limits.read_buffer = 0;
+    let limits = Limits {
+        read_buffer: 0,
+        ..Limits::default()
+    };
     let mut r = CaptureReader::with_limits(
         Failing {
             data: file,

@@ -97,8 +97,10 @@ fn overlapping_fragments_with_different_bytes_are_dropped() {
 
 #[test]
 fn fragment_pool_limits_and_timeouts() {
-    let mut limits = Limits::default();
-    limits.max_frag_datagrams = 2;
+    let limits = Limits {
+        max_frag_datagrams: 2,
+        ..Limits::default()
+    };
     let dg = udp_datagram_v4(&sip(1, 100));
     let starts: Vec<Vec<u8>> = (0..3)
         .map(|id| v4_fragment(id, 0, true, &dg[..96]))

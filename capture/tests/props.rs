@@ -8,10 +8,11 @@ use p2psip_capture::{CaptureReader, Decoder, Event, Limits, LinkType, PayloadKin
 use proptest::prelude::*;
 
 fn small_limits() -> Limits {
-    let mut l = Limits::default();
-    l.read_buffer = 4096;
-    l.max_block = 1 << 20;
-    l
+    Limits {
+        read_buffer: 4096,
+        max_block: 1 << 20,
+        ..Limits::default()
+    }
 }
 
 /// Reads to the end; errors are fine, panics and hangs are not.

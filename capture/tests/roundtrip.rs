@@ -164,8 +164,10 @@ fn big_tcp_payload_is_split_and_reassembled() {
     let last = w.write_tcp(Timestamp::from_nanos(1), a, b, &msg).unwrap();
     assert_eq!(last, 3, "150 kB in 64 kB segments");
     let bytes = w.into_inner().unwrap();
-    let mut limits = p2psip_capture::Limits::default();
-    limits.max_message = 200_000;
+    let limits = p2psip_capture::Limits {
+        max_message: 200_000,
+        ..p2psip_capture::Limits::default()
+    };
     let mut reader = CaptureReader::with_limits(&bytes[..], limits).unwrap();
     let mut events = Vec::new();
     reader.for_each(|e| events.push(e.into_owned())).unwrap();

@@ -172,8 +172,10 @@ fn lost_segment_is_a_gap_then_resync() {
     let s2 = m1.len() as u32;
     let s3 = s2 + m2.len() as u32;
     // The second half of m1 is never captured.
-    let mut limits = Limits::default();
-    limits.max_tcp_ooo_segments = 1;
+    let limits = Limits {
+        max_tcp_ooo_segments: 1,
+        ..Limits::default()
+    };
     let file = capture(&[data(0, &m1[..40]), data(s2, &m2), data(s3, &m3)]);
     let mut r = CaptureReader::with_limits(&file[..], limits).unwrap();
     let mut events = Vec::new();
@@ -245,8 +247,10 @@ fn capture_ending_mid_message_is_reported() {
 
 #[test]
 fn too_large_desynchronises_until_a_new_connection() {
-    let mut limits = Limits::default();
-    limits.max_message = 300;
+    let limits = Limits {
+        max_message: 300,
+        ..Limits::default()
+    };
     let big = sip(1, 500);
     let small = sip(2, 0);
     let file = capture(&[
@@ -323,8 +327,10 @@ fn new_syn_on_same_addresses_is_a_new_connection() {
 
 #[test]
 fn stream_table_is_bounded_by_eviction() {
-    let mut limits = Limits::default();
-    limits.max_tcp_streams = 2;
+    let limits = Limits {
+        max_tcp_streams: 2,
+        ..Limits::default()
+    };
     let m = sip(1, 0);
     let recs: Vec<(i64, Vec<u8>)> = (0..3u16)
         .map(|i| {
@@ -377,8 +383,10 @@ fn idle_streams_expire_by_capture_time() {
 
 #[test]
 fn total_buffer_limit_across_streams() {
-    let mut limits = Limits::default();
-    limits.max_tcp_bytes = 1000;
+    let limits = Limits {
+        max_tcp_bytes: 1000,
+        ..Limits::default()
+    };
     let m = sip(1, 5000);
     let recs: Vec<(i64, Vec<u8>)> = (0..4u16)
         .map(|i| {
