@@ -676,7 +676,8 @@ impl Decoder {
             data,
             wire_len: seg_len,
         };
+        let now = self.clock.unwrap_or(pkt.ts);
         let Decoder { tcp, stats, .. } = self;
-        tcp.segment(seg, pkt.frame, pkt.ts, &mut |e| emit(stats, sink, e));
+        tcp.segment(seg, pkt.frame, pkt.ts, now, &mut |e| emit(stats, sink, e));
     }
 }

@@ -168,7 +168,8 @@ impl Event<'_> {
 /// Running counters of what was read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Packet records (pcap records, pcapng EPB/SPB/PB).
+    /// Frames decoded: packet records (pcap records, pcapng EPB/SPB/PB)
+    /// on a described interface.
     pub frames: u64,
     /// Captured bytes of those records.
     pub captured_bytes: u64,

@@ -234,6 +234,18 @@ impl<R: Read> CaptureReader<R> {
         }
         let mut head = magic.to_vec();
         let mut capacity = limits.read_buffer.max(MIN_BUFFER);
+        if is_legacy {
+            // The whole file header, so a short one is told apart.
+            let mut rest = [0u8; 20];
+            let got = read_up_to(&mut reader, &mut rest)?;
+            head.extend_from_slice(&rest[..got]);
+            if got < rest.len() {
+                return Err(CaptureError::TruncatedHeader {
+                    format: "pcap",
+                    len: head.len(),
+                });
+            }
+        }
         if is_ng {
             // Read the whole first section header block up front, so that
             // it fits the buffer however many options it carries.

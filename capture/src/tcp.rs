@@ -589,9 +589,18 @@ impl TcpTable {
         self.counters
     }
 
-    /// Processes one segment of frame `frame`, captured at `ts`.
-    pub fn segment(&mut self, seg: Segment<'_>, frame: u64, ts: Timestamp, sink: Sink<'_>) {
-        self.sweep(frame, ts, sink);
+    /// Processes one segment of frame `frame`, captured at `ts`; `now` is
+    /// the capture clock (the latest timestamp so far), which idle
+    /// timeouts follow so that a timestamp going back cannot stall them.
+    pub fn segment(
+        &mut self,
+        seg: Segment<'_>,
+        frame: u64,
+        ts: Timestamp,
+        now: Timestamp,
+        sink: Sink<'_>,
+    ) {
+        self.sweep(frame, ts, now, sink);
         let key = DirKey {
             src: seg.src,
             dst: seg.dst,
@@ -619,7 +628,8 @@ impl TcpTable {
             if self.dirs.len() >= self.limits.max_streams {
                 self.evict(frame, ts, sink);
             }
-            self.dirs.insert(key, Dir::new(seq_start, &self.limits, ts));
+            self.dirs
+                .insert(key, Dir::new(seq_start, &self.limits, now));
         }
         let TcpTable {
             dirs,
@@ -641,7 +651,7 @@ impl TcpTable {
             counters,
             sink,
         };
-        dir.last_ts = ts;
+        dir.last_ts = now;
         if seg.syn && dir.next != seq_start {
             // Same addresses, new initial sequence number: a new connection.
             dir.close(
@@ -649,7 +659,7 @@ impl TcpTable {
                 FindingKind::TcpIncomplete,
                 "was replaced by a new connection",
             );
-            *dir = Dir::new(seq_start, limits, ts);
+            *dir = Dir::new(seq_start, limits, now);
         }
         let mut finished = false;
         match dir.mode {
@@ -742,11 +752,11 @@ impl TcpTable {
     }
 
     /// Drops idle directions, at most once per second of capture time.
-    fn sweep(&mut self, frame: u64, ts: Timestamp, sink: Sink<'_>) {
-        if self.next_sweep.is_some_and(|t| ts < t) {
+    fn sweep(&mut self, frame: u64, ts: Timestamp, now: Timestamp, sink: Sink<'_>) {
+        if self.next_sweep.is_some_and(|t| now < t) {
             return;
         }
-        self.next_sweep = Some(ts.saturating_add(SWEEP_EVERY));
+        self.next_sweep = Some(now.saturating_add(SWEEP_EVERY));
         let idle = self.limits.idle_timeout;
         let stale: Vec<DirKey> = self
             .dirs
@@ -757,7 +767,7 @@ impl TcpTable {
                 } else {
                     idle
                 };
-                ts.since(d.last_ts) > limit
+                now.since(d.last_ts) > limit
             })
             .map(|(k, _)| *k)
             .collect();
