@@ -29,8 +29,8 @@ fn message(n: usize, body: usize) -> Vec<u8> {
     m
 }
 
-/// About `target` bytes of capture.
-fn capture(target: usize) -> Vec<u8> {
+/// About `target` bytes of capture; `bodies` cycles through body sizes.
+fn capture(target: usize, bodies: &[usize]) -> Vec<u8> {
     let mut w = PcapWriter::new(Vec::with_capacity(target + 100_000))
         .expect("header")
         .with_tcp_segment_size(1448);
@@ -45,7 +45,7 @@ fn capture(target: usize) -> Vec<u8> {
     let mut size = 0;
     while size < target {
         let ts = Timestamp::from_nanos(1_700_000_000_000_000_000 + n as i64 * 1000);
-        let body = [0, 150, 400, 900, 3000][n % 5];
+        let body = bodies[n % bodies.len()];
         let m = message(n, body);
         let pair = n % 4;
         let (a, b) = (peers[2 * pair], peers[2 * pair + 1]);
@@ -63,10 +63,9 @@ fn capture(target: usize) -> Vec<u8> {
     w.into_inner().expect("flush")
 }
 
-fn bench(c: &mut Criterion) {
-    let data = capture(20_000_000);
+fn bench_capture(c: &mut Criterion, name: &str, data: &[u8]) {
     let mut check = (0u64, 0u64);
-    CaptureReader::new(&data[..])
+    CaptureReader::new(data)
         .expect("capture")
         .for_each(|e| match e {
             Event::Datagram { .. } => check.0 += 1,
@@ -74,15 +73,15 @@ fn bench(c: &mut Criterion) {
         })
         .expect("read");
     assert_eq!(check.1, 0, "the generated capture reads without findings");
-    eprintln!("capture: {} bytes, {} payload events", data.len(), check.0);
+    eprintln!("{name}: {} bytes, {} payload events", data.len(), check.0);
 
-    let mut g = c.benchmark_group("read");
+    let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(20);
     g.bench_function("callback", |b| {
         b.iter(|| {
             let mut bytes = 0usize;
-            let mut r = CaptureReader::new(black_box(&data[..])).expect("capture");
+            let mut r = CaptureReader::new(black_box(data)).expect("capture");
             r.for_each(|e| {
                 if let Event::Datagram { payload, .. } = e {
                     bytes += payload.len();
@@ -94,7 +93,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("owned_iterator", |b| {
         b.iter(|| {
-            CaptureReader::new(black_box(&data[..]))
+            CaptureReader::new(black_box(data))
                 .expect("capture")
                 .events()
                 .filter_map(Result::ok)
@@ -102,6 +101,17 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    // Typical mix: bodyless requests up to 3 kB ones split over segments.
+    bench_capture(
+        c,
+        "read_20MB_mixed",
+        &capture(20_000_000, &[0, 150, 400, 900, 3000]),
+    );
+    // Small messages only: per-packet costs dominate.
+    bench_capture(c, "read_20MB_small", &capture(20_000_000, &[0]));
 }
 
 criterion_group!(benches, bench);

@@ -354,6 +354,19 @@ impl<R: Read> CaptureReader<R> {
             return Ok(false);
         }
         loop {
+            // pcap-parser subtracts 12 from a pcapng block length before
+            // checking it for some block types (an overflow panic in debug
+            // builds): check it first.
+            if matches!(self.blocks, Blocks::Ng(_))
+                && let Some(len) = self.declared_len()
+                && (len < 12 || len % 4 != 0)
+            {
+                return self.stop(
+                    sink,
+                    FindingKind::BadBlock,
+                    format!("pcapng block length {len} is invalid"),
+                );
+            }
             let step = {
                 let blocks = self.blocks.get();
                 match blocks.next() {

@@ -10,8 +10,10 @@
 //! Wireshark/tshark dissect SIP on ports 5060 (UDP, TCP) by default; on
 //! other ports the heuristic SIP dissectors for UDP and TCP (enabled by
 //! default) recognise a payload that starts with a SIP request or status
-//! line, unless another protocol registered on that port claims it first.
-//! `-d udp.port==X,sip` / `-d tcp.port==X,sip` always works. For TCP,
+//! line, unless another protocol registered on that port claims it first
+//! (tshark 4.0 shows SIP on UDP port 7000 heuristically, but gives TCP
+//! port 7000 to Gryphon). `-d udp.port==X,sip` / `-d tcp.port==X,sip`
+//! always works; `examples/write_sample.rs` writes a file to try this on. For TCP,
 //! [`PcapWriter::write_tcp_handshake`] lets Wireshark show relative
 //! sequence numbers and full stream analysis, but it is optional.
 //!

@@ -240,3 +240,63 @@ fn explicit_sequence_numbers_wrap() {
     let events = read_all(&w.into_inner().unwrap()).unwrap();
     assert_eq!(common::sip_payloads(&events), vec![m1, m2]);
 }
+
+/// Every header checksum the writer computes verifies.
+#[test]
+fn written_checksums_verify() {
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    let (a, b) = (addr("10.0.0.1:5060"), addr("10.0.0.2:6000"));
+    let (c, d) = (addr("[fd00::1]:5060"), addr("[fd00::2]:6000"));
+    let mut w = PcapWriter::new(Vec::new()).unwrap();
+    w.write_udp(Timestamp::ZERO, a, b, &sip(1, 3)).unwrap();
+    w.write_udp(Timestamp::ZERO, c, d, &sip(2, 3)).unwrap();
+    w.write_tcp_handshake(Timestamp::ZERO, a, b).unwrap();
+    w.write_tcp(Timestamp::ZERO, a, b, &sip(3, 3)).unwrap();
+    w.write_tcp(Timestamp::ZERO, d, c, &sip(4, 3)).unwrap();
+    let file = w.into_inner().unwrap();
+    let mut at = 24;
+    let mut checked = 0;
+    while at < file.len() {
+        let len = u32::from_le_bytes(file[at + 8..at + 12].try_into().unwrap()) as usize;
+        let frame = &file[at + 16..at + 16 + len];
+        at += 16 + len;
+        let p = SlicedPacket::from_ethernet(frame).unwrap();
+        match (&p.net, &p.transport) {
+            (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Udp(u))) => {
+                let h = ip.header();
+                assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+                let expect = u
+                    .to_header()
+                    .calc_checksum_ipv4(&h.to_header(), u.payload())
+                    .unwrap();
+                assert_eq!(u.checksum(), expect);
+            }
+            (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(t))) => {
+                let h = ip.header();
+                assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+                let expect = t
+                    .to_header()
+                    .calc_checksum_ipv4(&h.to_header(), t.payload())
+                    .unwrap();
+                assert_eq!(t.checksum(), expect);
+            }
+            (Some(NetSlice::Ipv6(ip)), Some(TransportSlice::Udp(u))) => {
+                let expect = u
+                    .to_header()
+                    .calc_checksum_ipv6(&ip.header().to_header(), u.payload())
+                    .unwrap();
+                assert_eq!(u.checksum(), expect);
+            }
+            (Some(NetSlice::Ipv6(ip)), Some(TransportSlice::Tcp(t))) => {
+                let expect = t
+                    .to_header()
+                    .calc_checksum_ipv6(&ip.header().to_header(), t.payload())
+                    .unwrap();
+                assert_eq!(t.checksum(), expect);
+            }
+            other => panic!("unexpected frame {other:?}"),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 7);
+}
