@@ -58,6 +58,9 @@ pub struct Net {
     pub events: Vec<(usize, Event)>,
     /// Datagrams delivered so far.
     pub delivered: u64,
+    /// When set, every datagram sent is recorded in [`Net::trace`].
+    pub record: bool,
+    pub trace: Vec<Datagram>,
 }
 
 impl Net {
@@ -75,6 +78,8 @@ impl Net {
             outside: Vec::new(),
             events: Vec::new(),
             delivered: 0,
+            record: false,
+            trace: Vec::new(),
         }
     }
 
@@ -182,6 +187,9 @@ impl Net {
     }
 
     fn enqueue(&mut self, d: Datagram) {
+        if self.record {
+            self.trace.push(d.clone());
+        }
         self.seq += 1;
         let at = self.now + self.latency;
         self.in_flight.insert(self.seq as usize, d);
