@@ -39,6 +39,13 @@ impl Ids {
         format!("{:08x}", self.rng.next_u32())
     }
 
+    /// A STUN transaction ID.
+    pub(crate) fn bytes12(&mut self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        self.rng.fill_bytes(&mut b);
+        b
+    }
+
     /// A number in [0, 1).
     pub(crate) fn unit(&mut self) -> f64 {
         (self.rng.next_u32() >> 8) as f64 / f64::from(1u32 << 24)

@@ -84,9 +84,13 @@ impl Node {
             self.on_too_large(from, transport, bytes);
             return;
         }
+        // Peer-IDs are checked against the observed source where it
+        // matters (ID-7), not for every URI of every message.
         let opts = ParseOptions {
             max_size: self.cfg.max_message,
-            ..ParseOptions::lenient().with_transport(transport)
+            ..ParseOptions::lenient()
+                .with_transport(transport)
+                .without_peer_id_check()
         };
         match parse(bytes, opts) {
             Ok(p) if p.message.is_request() => self.on_request(&p.message, from, transport),

@@ -114,11 +114,44 @@ impl Node {
         ) {
             return;
         }
-        if let Some(addr) = super::nat::observed_addr(msg) {
-            self.learn_address(addr);
-        }
         let Phase::Joining(j) = &self.phase else { return };
         let via = j.via;
+        match super::nat::observed_addr(msg) {
+            Some(addr) => {
+                self.learn_address(addr);
+                self.send_join_to(via, 0, vec![via], 1);
+            }
+            None => {
+                // The bootstrap did not fill in received/rport: ask STUN
+                // (NAT-7 on its SIP port), briefly.
+                let tid = self.send_stun_probe(via);
+                if let Phase::Joining(j) = &mut self.phase {
+                    j.step = JoinStep::Stun { tid };
+                }
+                self.timers.set(Timer::Join, self.now + self.cfg.t1 * 4);
+            }
+        }
+    }
+
+    /// The STUN answer of the bootstrap: its XOR-MAPPED-ADDRESS is our
+    /// observed address (NAT-3).
+    pub(super) fn on_stun_answer(&mut self, msg: &p2psip_stun::Message) {
+        let Phase::Joining(Joining {
+            step: JoinStep::Stun { tid },
+            via,
+            ..
+        }) = &self.phase
+        else {
+            return;
+        };
+        if msg.transaction_id != p2psip_stun::TransactionId::from(*tid) {
+            return;
+        }
+        let via = *via;
+        self.timers.stop(Timer::Join);
+        if let Some(addr) = msg.xor_mapped_address() {
+            self.learn_address(addr);
+        }
         self.send_join_to(via, 0, vec![via], 1);
     }
 
@@ -238,14 +271,15 @@ impl Node {
     }
 
     pub(super) fn on_join_timer(&mut self) {
-        if matches!(
-            &self.phase,
-            Phase::Joining(Joining {
-                step: JoinStep::Backoff,
-                ..
-            })
-        ) {
-            self.send_probe_to_bootstrap();
+        let Phase::Joining(j) = &self.phase else { return };
+        match j.step {
+            JoinStep::Backoff => self.send_probe_to_bootstrap(),
+            // No STUN answer: join with the address we have.
+            JoinStep::Stun { .. } => {
+                let via = j.via;
+                self.send_join_to(via, 0, vec![via], 1);
+            }
+            _ => {}
         }
     }
 

@@ -191,6 +191,9 @@ enum JoinStep {
     Backoff,
     /// OPTIONS to the bootstrap in flight (JOIN-10).
     Probe,
+    /// The OPTIONS answer did not show our address: a STUN Binding
+    /// request to the bootstrap is out.
+    Stun { tid: [u8; 12] },
     /// The join REGISTER in flight to `target`, after `hops` redirects.
     Register {
         hops: u32,

@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use p2psip_wire::build::Identity;
 use p2psip_wire::{Message, Peer, Rport, Transport};
 
+use p2psip_stun as stun;
+
 use super::{Event, Fault, Node, Phase, Purpose};
 
 /// NAT-6 bookkeeping: an address seen in responses that differs from ours.
@@ -107,9 +109,63 @@ impl Node {
         }
     }
 
-    /// NAT-7: STUN on the SIP port.
+    /// NAT-7: a Binding request on the SIP port gets a success response
+    /// with XOR-MAPPED-ADDRESS = the observed source, same transaction ID.
+    /// A Binding success response may answer our own request (JOIN-10
+    /// fallback).
     pub(super) fn on_stun(&mut self, from: SocketAddr, transport: Transport, bytes: &[u8]) {
-        let _ = (transport, bytes);
-        tracing::debug!(%from, "STUN message ignored");
+        let msg = match stun::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(%from, error = %e, "undecodable STUN message dropped");
+                return;
+            }
+        };
+        if msg.method != stun::Method::BINDING {
+            return;
+        }
+        match msg.class {
+            stun::Class::Request => {
+                let unknown = msg.unknown_comprehension_required();
+                let mut resp = if unknown.is_empty() {
+                    stun::Message::success_response(&msg).with(stun::Attribute::XorMappedAddress(from))
+                } else {
+                    // RFC 5389 §7.3.1
+                    stun::Message::error_response(&msg, 420, "Unknown Attribute")
+                        .with(stun::Attribute::UnknownAttributes(unknown))
+                };
+                if msg.fingerprint {
+                    resp = resp.with_fingerprint();
+                }
+                match resp.encode() {
+                    Ok(bytes) => {
+                        tracing::debug!(%from, "STUN Binding answered (NAT-7)");
+                        self.out.push_back(super::Output::Transmit(super::Transmit {
+                            to: from,
+                            transport,
+                            bytes,
+                        }));
+                    }
+                    Err(e) => tracing::debug!(error = %e, "STUN response not encodable"),
+                }
+            }
+            stun::Class::SuccessResponse => self.on_stun_answer(&msg),
+            _ => {}
+        }
+    }
+
+    /// JOIN-10 fallback: the bootstrap's OPTIONS answer did not say how it
+    /// saw us; ask with a STUN Binding request on its SIP port.
+    pub(super) fn send_stun_probe(&mut self, to: SocketAddr) -> [u8; 12] {
+        let tid = self.ids.bytes12();
+        let req = stun::Message::binding_request(stun::TransactionId::from(tid)).with_fingerprint();
+        if let Ok(bytes) = req.encode() {
+            self.out.push_back(super::Output::Transmit(super::Transmit {
+                to,
+                transport: Transport::Udp,
+                bytes,
+            }));
+        }
+        tid
     }
 }

@@ -1571,3 +1571,51 @@ fn types_are_send_and_reasonably_sized() {
     is_send::<Output>();
     assert!(std::mem::size_of::<Output>() <= 128, "{}", std::mem::size_of::<Output>());
 }
+
+// ----- NAT-7 -------------------------------------------------------------------------------------
+
+#[test]
+fn nat_7_stun_binding_request_gets_xor_mapped_address() {
+    use p2psip_stun as stun;
+    let mut a = first();
+    let tid = stun::TransactionId::from([7u8; 12]);
+    let req = stun::Message::binding_request(tid).with_fingerprint().encode().unwrap();
+    let from: SocketAddr = "192.0.2.44:31000".parse().unwrap();
+    let out = sent(a.handle(
+        Input::Receive {
+            from,
+            transport: Transport::Udp,
+            bytes: &req,
+        },
+        ms(1),
+    ));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].to, from);
+    let resp = stun::decode(&out[0].bytes).unwrap();
+    assert_eq!(resp.class, stun::Class::SuccessResponse);
+    assert_eq!(resp.transaction_id, tid);
+    assert_eq!(resp.xor_mapped_address(), Some(from));
+}
+
+#[test]
+fn join_10_falls_back_to_stun_when_options_shows_no_address() {
+    use p2psip_stun as stun;
+    let (mut n, b, options) = scripted_joiner(fast(40));
+    // A bootstrap that does not fill in received/rport.
+    let mut r = build::response(&options.msg(), 200, "OK", addr(40), "t");
+    if let Some(v) = r.top_via_mut() {
+        v.received = None;
+        v.rport = Rport::Requested;
+    }
+    r.make_p2p(&b.me);
+    let out = feed(&mut n, ms(5), b.addr(), &print(&r));
+    assert_eq!(out.len(), 1);
+    let req = stun::decode(&out[0].bytes).expect("a STUN Binding request");
+    let seen: SocketAddr = "192.0.2.9:7000".parse().unwrap();
+    let resp = stun::Message::success_response(&req)
+        .with(stun::Attribute::XorMappedAddress(seen))
+        .encode()
+        .unwrap();
+    let out = feed(&mut n, ms(6), b.addr(), &resp);
+    assert_eq!(joins(&out)[0].msg().sender_peer(), Some(Peer::at(seen)));
+}
