@@ -251,3 +251,18 @@ fn events_iterator_matches_callback() {
     assert_eq!(via_iter, read_all(&file).unwrap());
     assert_eq!(via_iter.len(), 2);
 }
+
+#[test]
+fn modified_pcap_records() {
+    // The modified (Kuznetzov) format: 8 more bytes per record header.
+    let frame = eth(&[], &udp4());
+    let mut f = pcap(false, false, 1, &[]);
+    f[..4].copy_from_slice(&0xA1B2_CD34u32.to_le_bytes());
+    for x in [7u32, 5, frame.len() as u32, frame.len() as u32, 2, 0] {
+        f.extend_from_slice(&x.to_le_bytes());
+    }
+    f.extend_from_slice(&frame);
+    let events = read_all(&f).unwrap();
+    assert_eq!(sip_payloads(&events), vec![sip(1, 3)]);
+    assert_eq!(timestamps(&events), vec![(1, Timestamp::from_nanos(7_000_005_000))]);
+}
