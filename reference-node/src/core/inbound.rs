@@ -142,11 +142,8 @@ impl Node {
             return;
         }
         let branch = msg.top_via().and_then(|v| v.branch.as_deref()).unwrap_or("");
-        let key = fnv64(&[
-            branch.as_bytes(),
-            method.as_str().as_bytes(),
-            from.to_string().as_bytes(),
-        ]);
+        let (ip, port) = addr_bytes(from);
+        let key = fnv64(&[branch.as_bytes(), method.as_str().as_bytes(), &ip, &port]);
         match self.server.seen(key) {
             Seen::Replied(r) => {
                 // TXN-2: the same final response, no second processing.
@@ -372,6 +369,15 @@ impl Node {
             Purpose::Leave => self.on_leave_answer(),
         }
     }
+}
+
+/// The bytes of an address, for hashing.
+fn addr_bytes(a: SocketAddr) -> ([u8; 16], [u8; 2]) {
+    let ip = match a.ip() {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    };
+    (ip, a.port().to_be_bytes())
 }
 
 /// JOIN-7: To and every Contact name the sender itself.

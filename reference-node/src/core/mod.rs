@@ -427,7 +427,11 @@ impl Node {
 
     /// The next thing to send or report, in the order it happened.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        let o = self.out.pop_front();
+        if o.is_none() && self.out.capacity() > 64 {
+            self.out.shrink_to(16);
+        }
+        o
     }
 
     /// When [`Input::Timeout`] is next due; `None` when nothing is
@@ -508,6 +512,7 @@ impl Node {
             tracing::info!(peer = %p, "entry expired (STAB-6)");
             self.after_peer_gone(p.id);
         }
+        self.routes.shrink();
     }
 
     /// A client transaction ended without a final response (Timer F).

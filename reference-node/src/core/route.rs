@@ -83,6 +83,10 @@ impl Routes {
     pub fn memory(&self) -> usize {
         self.list.capacity() * std::mem::size_of::<Route>()
     }
+
+    pub fn shrink(&mut self) {
+        super::txn::shrink(&mut self.list);
+    }
 }
 
 /// A routed request is given up after this many restarts (a hop that did

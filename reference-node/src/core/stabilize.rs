@@ -27,7 +27,7 @@ impl Node {
         self.timers.set(Timer::Stabilize, now + s);
         let f = self.period(self.cfg.fix_fingers);
         self.timers.set(Timer::FixFingers, now + f);
-        let k = self.period(self.cfg.keepalive / 2);
+        let k = self.period(self.cfg.keepalive / 4);
         self.timers.set(Timer::Keepalive, now + k);
     }
 
@@ -375,15 +375,16 @@ impl Node {
     // ----- NAT-5: keep-alives ---------------------------------------------------
 
     /// Every neighbour hears from this node at least once per keep-alive
-    /// interval: the timer runs every K/2 and pings whoever was not sent
-    /// anything for K/2.
+    /// interval K: the timer runs every K/4 and pings whoever was not sent
+    /// anything for 3K/4, so no silence lasts longer than K.
     pub(super) fn on_keepalive_timer(&mut self) {
         if !matches!(self.phase, Phase::Member(_)) {
             return;
         }
-        let half = self.cfg.keepalive / 2;
-        let p = self.period(half);
+        let quarter = self.cfg.keepalive / 4;
+        let p = self.period(quarter);
         self.timers.set(Timer::Keepalive, self.now + p);
+        let threshold = self.cfg.keepalive - quarter;
         if self.faults().has(Fault::NoKeepalive) {
             return;
         }
@@ -393,7 +394,7 @@ impl Node {
             .neighbours()
             .iter()
             .filter_map(|id| t.get(id))
-            .filter(|k| k.verified.is_some() && !k.pinging && now.saturating_since(k.last_sent) >= half)
+            .filter(|k| k.verified.is_some() && !k.pinging && now.saturating_since(k.last_sent) >= threshold)
             .map(|k| k.peer)
             .collect();
         for peer in due {

@@ -365,18 +365,21 @@ impl Table {
     pub fn fingers(&self, now: Time) -> Vec<(u8, Peer)> {
         let me = self.me.id;
         let peers = self.routing_peers(now);
-        let dist: Vec<Id> = peers.iter().map(|k| me.distance_to(&k.peer.id)).collect();
-        let mut out = Vec::new();
+        // distance >= 2^i exactly when the distance has more than i bits.
+        let bits: Vec<u32> = peers
+            .iter()
+            .map(|k| 160 - me.distance_to(&k.peer.id).common_prefix_bits(&Id::ZERO))
+            .collect();
+        let mut out: Vec<(u8, Peer)> = Vec::new();
         let mut j = 0;
         for i in 0..160u8 {
-            let start = Id::pow2(i);
-            while j < dist.len() && dist[j] < start {
+            while j < bits.len() && bits[j] <= u32::from(i) {
                 j += 1;
             }
-            if j == dist.len() {
+            if j == bits.len() {
                 break;
             }
-            if out.last().is_none_or(|(_, p): &(u8, Peer)| p.id != peers[j].peer.id) {
+            if out.last().is_none_or(|(_, p)| p.id != peers[j].peer.id) {
                 out.push((i, peers[j].peer));
                 if out.len() == MAX_F_LINKS {
                     break;

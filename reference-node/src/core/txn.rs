@@ -127,12 +127,20 @@ impl<P> ClientTxns<P> {
             }
             i += 1;
         }
+        shrink(&mut self.list);
         Due { resend, expired }
     }
 
     pub fn memory(&self) -> usize {
         self.list.capacity() * std::mem::size_of::<ClientTxn<P>>()
             + self.list.iter().map(|t| t.bytes.len()).sum::<usize>()
+    }
+}
+
+/// Gives back what a burst left behind, so an idle node stays small.
+pub(crate) fn shrink<T>(v: &mut Vec<T>) {
+    if v.capacity() > 16 && v.capacity() > 4 * v.len() {
+        v.shrink_to(2 * v.len());
     }
 }
 
@@ -204,6 +212,7 @@ impl ServerTxns {
 
     pub fn expire(&mut self, now: Time) {
         self.list.retain(|e| e.until > now);
+        shrink(&mut self.list);
     }
 
     pub fn next_expiry(&self) -> Option<Time> {

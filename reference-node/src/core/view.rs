@@ -98,15 +98,22 @@ impl Node {
     /// Approximate bytes this node holds: its struct, tables, stored
     /// registrations, transactions and queued output.
     pub fn memory(&self) -> usize {
-        std::mem::size_of::<Node>()
-            + self.cfg.overlay.capacity() * 2
-            + self.table().map_or(0, |t| t.memory())
-            + self.store.memory()
-            + self.txns.memory()
-            + self.server.memory()
-            + self.adapter.memory()
-            + self.routes.memory()
-            + self.out.capacity() * std::mem::size_of::<super::Output>()
+        self.memory_parts().iter().map(|(_, n)| n).sum()
+    }
+
+    /// [`Node::memory`] by part, for finding what grows.
+    pub fn memory_parts(&self) -> [(&'static str, usize); 9] {
+        [
+            ("node", std::mem::size_of::<Node>() + self.cfg.overlay.capacity() * 2),
+            ("table", self.table().map_or(0, |t| t.memory())),
+            ("store", self.store.memory()),
+            ("client transactions", self.txns.memory()),
+            ("server transactions", self.server.memory()),
+            ("adapter", self.adapter.memory()),
+            ("routes", self.routes.memory()),
+            ("output queue", self.out.capacity() * std::mem::size_of::<super::Output>()),
+            ("identity", self.me.overlay.capacity() + self.me.dht.capacity() + self.me.algorithm.capacity()),
+        ]
     }
 
     pub fn snapshot(&self) -> Snapshot {
