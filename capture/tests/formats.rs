@@ -264,5 +264,8 @@ fn modified_pcap_records() {
     f.extend_from_slice(&frame);
     let events = read_all(&f).unwrap();
     assert_eq!(sip_payloads(&events), vec![sip(1, 3)]);
-    assert_eq!(timestamps(&events), vec![(1, Timestamp::from_nanos(7_000_005_000))]);
+    assert_eq!(
+        timestamps(&events),
+        vec![(1, Timestamp::from_nanos(7_000_005_000))]
+    );
 }
