@@ -31,7 +31,7 @@ macro_rules! deviations {
             }
 
             /// Whether a lenient receiver accepts the message anyway.
-            pub fn tolerated(self) -> bool {
+            pub const fn tolerated(self) -> bool {
                 match self { $( Deviation::$name => $tolerated, )* }
             }
 
@@ -107,6 +107,19 @@ pub struct Warnings {
 
 const _: () = assert!(Deviation::ALL.len() <= 32, "Warnings holds 32 kinds");
 
+/// The kinds a lenient receiver accepts, one bit each.
+const TOLERATED: u32 = {
+    let mut bits = 0u32;
+    let mut i = 0;
+    while i < Deviation::ALL.len() {
+        if Deviation::ALL[i].tolerated() {
+            bits |= 1 << i;
+        }
+        i += 1;
+    }
+    bits
+};
+
 impl Warnings {
     pub fn record(&mut self, kind: Deviation, offset: usize) {
         let bit = 1u32 << kind as u8;
@@ -146,7 +159,22 @@ impl Warnings {
     /// The first deviation (by offset) that `strict` or the lenient rules
     /// refuse.
     pub fn first_refused(&self, strict: bool) -> Option<(Deviation, usize)> {
-        self.iter().find(|(d, _)| strict || !d.tolerated())
+        // The least (offset, kind) among the refused kinds: the order of
+        // `iter`, without sorting.
+        let mut refused = self.seen;
+        if !strict {
+            refused &= !TOLERATED;
+        }
+        let mut first: Option<(u32, u8)> = None;
+        while refused != 0 {
+            let kind = refused.trailing_zeros() as u8;
+            refused &= refused - 1;
+            let key = (self.first_offset[kind as usize], kind);
+            if first.is_none_or(|f| key < f) {
+                first = Some(key);
+            }
+        }
+        first.map(|(offset, kind)| (Deviation::ALL[kind as usize], offset as usize))
     }
 
     pub fn remove(&mut self, kind: Deviation) {

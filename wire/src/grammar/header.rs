@@ -9,64 +9,82 @@ holding folds) and pushes one model entry per comma-separated value.
 use std::borrow::Cow;
 
 use memchr::memchr3;
-use nom::Parser;
-use nom::bytes::complete::{tag_no_case, take_while1};
 
 use super::Cx;
 use super::lex::{self, Res, WORD, err, sep, sws};
-use super::uri::{Other, Place, uri};
+use super::uri::{self, Other, Place, uri_into};
 use crate::error::{Deviation, ErrorKind};
 use crate::message::{
-    CSeq, Contact, ContactAddr, DhtLink, DhtPeerId, FromTo, Header, IdentityHeader, LinkKind,
+    CSeq, Contact, ContactAddr, DhtLink, DhtPeerId, FromTo, Header, Host, IdentityHeader, LinkKind,
     LinkType, Method, NameAddr, ParamAddr, Rport, Via,
 };
 
+/// A name-addr with nothing parsed into it yet (see [`uri::empty`]).
+#[inline(always)]
+fn empty_addr<'a>() -> NameAddr<'a> {
+    NameAddr {
+        display: None,
+        uri: uri::empty(),
+    }
+}
+
+/// Appends the entry `make` builds and returns it, for the rules to fill
+/// in place. A header value is large: building it on the stack and moving
+/// it into the list would cost more than parsing most of its fields, while
+/// extending the list makes room first and then builds it in place.
+#[inline(always)]
+fn push_entry<'a, 'v>(
+    out: &'v mut Vec<Header<'a>>,
+    make: impl FnOnce() -> Header<'a>,
+) -> &'v mut Header<'a> {
+    out.extend(std::iter::once_with(make));
+    match out.last_mut() {
+        Some(entry) => entry,
+        None => unreachable!("an entry was just appended"),
+    }
+}
+
+/// Appends a header value built by `make` (see [`push_entry`]).
+#[inline(always)]
+pub(crate) fn push<'a>(out: &mut Vec<Header<'a>>, make: impl FnOnce() -> Header<'a>) {
+    push_entry(out, make);
+}
+
 /// `name-addr / addr-spec`:
 /// `name-addr = [ display-name ] LAQUOT addr-spec RAQUOT`,
-/// `display-name = *(token LWS) / quoted-string`.
-pub(crate) fn name_addr<'a>(cx: &mut Cx<'a>, i: &'a [u8]) -> Res<'a, NameAddr<'a>> {
+/// `display-name = *(token LWS) / quoted-string`; parsed into `out`
+/// (which holds [`empty_addr`]).
+pub(crate) fn name_addr<'a>(cx: &mut Cx<'a>, i: &'a [u8], out: &mut NameAddr<'a>) -> Res<'a, ()> {
     let (i, ()) = sws(i)?;
-    let (i, display) = if i.first() == Some(&b'"') {
-        let (i, q) = lex::quoted_string(i)?;
-        let (i, ()) = sws(i)?;
-        (i, Some(q))
-    } else {
+    let (i, display) = match i.first() {
+        Some(b'<') => (i, None),
+        Some(b'"') => {
+            let (i, q) = lex::quoted_string(i)?;
+            let (i, ()) = sws(i)?;
+            (i, Some(q))
+        }
         // Tokens up to '<' are a display name; with no '<' before the
         // first ';' or ',' this is the addr-spec form.
-        match memchr3(b'<', b';', b',', i) {
+        _ => match memchr3(b'<', b';', b',', i) {
             Some(j) if i[j] == b'<' => {
                 let d = trim(&i[..j]);
                 (&i[j..], (!d.is_empty()).then_some(d))
             }
-            _ => {
-                let (i, u) = uri(cx, i, Place::AddrSpec)?;
-                return Ok((
-                    i,
-                    NameAddr {
-                        display: None,
-                        uri: u,
-                    },
-                ));
-            }
-        }
+            _ => return uri_into(cx, i, Place::AddrSpec, &mut out.uri),
+        },
     };
     if i.first() != Some(&b'<') {
         return Err(err(i, nom::error::ErrorKind::Char));
     }
-    let (i, u) = uri(cx, &i[1..], Place::Angle)?;
+    let (i, ()) = uri_into(cx, &i[1..], Place::Angle, &mut out.uri)?;
     if i.first() != Some(&b'>') {
         return Err(nom::Err::Failure(nom::error::Error::new(
             i,
             nom::error::ErrorKind::Char,
         )));
     }
-    Ok((
-        &i[1..],
-        NameAddr {
-            display: display.map(lex::text),
-            uri: u,
-        },
-    ))
+    out.display = display.map(|d| cx.text(d));
+    Ok((&i[1..], ()))
 }
 
 fn trim(s: &[u8]) -> &[u8] {
@@ -78,6 +96,7 @@ fn trim(s: &[u8]) -> &[u8] {
 
 /// `*( SEMI generic-param )`: each parameter goes to `known` first, which
 /// returns false for the ones it does not type; those are kept verbatim.
+#[inline]
 fn header_params<'a>(
     cx: &mut Cx<'a>,
     mut i: &'a [u8],
@@ -85,19 +104,18 @@ fn header_params<'a>(
 ) -> Res<'a, Cow<'a, str>> {
     let mut other = Other::default();
     loop {
-        let Ok((after_semi, ())) = sep(';')(i) else {
+        // SEMI = SWS ";" SWS
+        let (at_semi, ()) = sws(i)?;
+        let [b';', after_semi @ ..] = at_semi else {
             break;
         };
+        let (after_semi, ()) = sws(after_semi)?;
         let (rest, (name, value)) = lex::generic_param(after_semi)?;
         match known(cx, name, value) {
             Ok(true) => {}
-            Ok(false) => {
-                // Kept verbatim from the ';' on, without the white space
-                // before it (`sep` consumed exactly one ';').
-                let consumed = &i[..i.len() - after_semi.len()];
-                let semi = consumed.iter().position(|b| *b == b';').unwrap_or(0);
-                other.push(cx.base, &i[semi..i.len() - rest.len()]);
-            }
+            // Kept verbatim from the ';' on, without the white space
+            // before it.
+            Ok(false) => other.push(cx.base, &at_semi[..at_semi.len() - rest.len()]),
             Err(at) => {
                 return Err(nom::Err::Failure(nom::error::Error::new(
                     at,
@@ -107,7 +125,7 @@ fn header_params<'a>(
         }
         i = rest;
     }
-    Ok((i, other.finish()))
+    Ok((i, other.finish(cx)))
 }
 
 fn param_number<'a>(value: Option<&'a [u8]>, name: &'a [u8]) -> Result<u32, &'a [u8]> {
@@ -118,17 +136,18 @@ fn param_number<'a>(value: Option<&'a [u8]>, name: &'a [u8]) -> Result<u32, &'a 
     }
 }
 
-/// Runs `one` for every comma-separated value of `i`, which must be used up.
+/// Runs `one` for every comma-separated value of `i`, which must be used
+/// up; `one` appends its entry to `out`.
+#[inline]
 fn comma_list<'a>(
     cx: &mut Cx<'a>,
     i: &'a [u8],
     out: &mut Vec<Header<'a>>,
-    mut one: impl FnMut(&mut Cx<'a>, &'a [u8]) -> Res<'a, Header<'a>>,
+    mut one: impl FnMut(&mut Cx<'a>, &'a [u8], &mut Vec<Header<'a>>) -> Res<'a, ()>,
 ) -> Result<(), &'a [u8]> {
     let mut i = i;
     loop {
-        let (rest, h) = one(cx, i).map_err(|e| failed_at(e, i))?;
-        out.push(h);
+        let (rest, ()) = one(cx, i, out).map_err(|e| failed_at(e, i))?;
         let (rest, ()) = sws(rest).map_err(|e| failed_at(e, rest))?;
         match rest.first() {
             None => return Ok(()),
@@ -158,85 +177,112 @@ pub(crate) fn via_list<'a>(
     i: &'a [u8],
     out: &mut Vec<Header<'a>>,
 ) -> Result<(), &'a [u8]> {
-    comma_list(cx, i, out, |cx, i| {
-        let (i, v) = via_parm(cx, i)?;
-        Ok((i, Header::Via(v)))
+    comma_list(cx, i, out, |cx, i, out| {
+        let entry = push_entry(out, || {
+            Header::Via(Via {
+                transport: Cow::Borrowed(""),
+                host: Host::Domain(Cow::Borrowed("")),
+                port: None,
+                branch: None,
+                rport: Rport::Absent,
+                received: None,
+                other: Cow::Borrowed(""),
+            })
+        });
+        let Header::Via(via) = entry else {
+            unreachable!("a Via was just appended")
+        };
+        via_parm(cx, i, via)
     })
 }
 
 /// `via-parm = sent-protocol LWS sent-by *( SEMI via-params )`
 /// `sent-protocol = protocol-name SLASH protocol-version SLASH transport`
 /// `sent-by = host [ COLON port ]`
-fn via_parm<'a>(cx: &mut Cx<'a>, i: &'a [u8]) -> Res<'a, Via<'a>> {
-    let (i, _) = (
-        tag_no_case(&b"SIP"[..]),
-        sep('/'),
-        tag_no_case(&b"2.0"[..]),
-        sep('/'),
-    )
-        .parse(i)?;
-    let (i, transport) = lex::token(i)?;
-    let (i, ()) = lex::lws(i)?;
-    let (i, host) = super::uri::host(i)?;
-    let (i, port) = if let Ok((i, ())) = sep(':')(i) {
-        let (i, p) = lex::port(i)?;
-        (i, Some(p))
-    } else {
-        (i, None)
+fn via_parm<'a>(cx: &mut Cx<'a>, i: &'a [u8], via: &mut Via<'a>) -> Res<'a, ()> {
+    let (i, ()) = match i {
+        // The usual spelling, without white space around the slashes.
+        [s, i, p, b'/', b'2', b'.', b'0', b'/', rest @ ..]
+            if [*s | 0x20, *i | 0x20, *p | 0x20] == *b"sip" =>
+        {
+            sws(rest)?
+        }
+        _ => {
+            let (i, ()) = lex::tag_no_case(i, b"SIP")?;
+            let (i, ()) = sep(b'/')(i)?;
+            let (i, ()) = lex::tag_no_case(i, b"2.0")?;
+            sep(b'/')(i)?
+        }
     };
-    let mut branch = None;
-    let mut rport = Rport::Absent;
-    let mut received = None;
-    let (i, other) = header_params(cx, i, |_, name, value| {
-        if name.eq_ignore_ascii_case(b"branch") && branch.is_none() {
-            branch = Some(lex::text(value.ok_or(name)?));
-        } else if name.eq_ignore_ascii_case(b"rport") && rport == Rport::Absent {
-            rport = match value {
+    let (i, transport) = lex::token(i)?;
+    via.transport = cx.text(transport);
+    let (i, ()) = lex::lws(i)?;
+    let (i, host) = uri::host(cx, i)?;
+    via.host = host;
+    let i = match sep(b':')(i) {
+        Ok((i, ())) => {
+            let (i, p) = lex::port(i)?;
+            via.port = Some(p);
+            i
+        }
+        Err(_) => i,
+    };
+    let (i, other) = header_params(cx, i, |cx, name, value| {
+        if name.eq_ignore_ascii_case(b"branch") && via.branch.is_none() {
+            via.branch = Some(cx.text(value.ok_or(name)?));
+        } else if name.eq_ignore_ascii_case(b"rport") && via.rport == Rport::Absent {
+            via.rport = match value {
                 None => Rport::Requested,
                 Some(v) => match lex::port(v) {
                     Ok(([], p)) => Rport::Filled(p),
                     _ => return Err(v),
                 },
             };
-        } else if name.eq_ignore_ascii_case(b"received") && received.is_none() {
+        } else if name.eq_ignore_ascii_case(b"received") && via.received.is_none() {
             let v = value.ok_or(name)?;
             let t = v
                 .strip_prefix(b"[")
                 .and_then(|v| v.strip_suffix(b"]"))
                 .unwrap_or(v);
-            received = Some(
-                std::str::from_utf8(t)
+            via.received = Some(match uri::ipv4_address(t) {
+                Some(v4) => v4.into(),
+                None => std::str::from_utf8(t)
                     .ok()
                     .and_then(|s| s.parse().ok())
                     .ok_or(v)?,
-            );
+            });
         } else {
             return Ok(false);
         }
         Ok(true)
     })?;
-    Ok((
-        i,
-        Via {
-            transport: lex::text(transport),
-            host,
-            port,
-            branch,
-            rport,
-            received,
-            other,
-        },
-    ))
+    via.other = other;
+    Ok((i, ()))
 }
 
 /// `From = ( "From" / "f" ) HCOLON from-spec`,
-/// `from-spec = ( name-addr / addr-spec ) *( SEMI from-param )` (To alike).
-pub(crate) fn from_to<'a>(cx: &mut Cx<'a>, i: &'a [u8]) -> Result<FromTo<'a>, &'a [u8]> {
-    let (rest, addr) = name_addr(cx, i).map_err(|e| failed_at(e, i))?;
-    let mut tag = None;
-    let (rest, other) = header_params(cx, rest, |_, name, value| {
-        if name.eq_ignore_ascii_case(b"tag") && tag.is_none() {
-            tag = Some(lex::text(value.ok_or(name)?));
+/// `from-spec = ( name-addr / addr-spec ) *( SEMI from-param )` (To alike;
+/// `make` says which).
+pub(crate) fn from_to<'a>(
+    cx: &mut Cx<'a>,
+    i: &'a [u8],
+    out: &mut Vec<Header<'a>>,
+    make: impl FnOnce(FromTo<'a>) -> Header<'a>,
+) -> Result<(), &'a [u8]> {
+    let entry = push_entry(out, || {
+        make(FromTo {
+            addr: empty_addr(),
+            tag: None,
+            other: Cow::Borrowed(""),
+        })
+    });
+    let (Header::From(f) | Header::To(f)) = entry else {
+        unreachable!("a From or To was just appended")
+    };
+    let (rest, ()) = name_addr(cx, i, &mut f.addr).map_err(|e| failed_at(e, i))?;
+    let (rest, other) = header_params(cx, rest, |cx, name, value| {
+        if name.eq_ignore_ascii_case(b"tag") && f.tag.is_none() {
+            f.tag = Some(cx.text(value.ok_or(name)?));
             Ok(true)
         } else {
             Ok(false)
@@ -244,7 +290,8 @@ pub(crate) fn from_to<'a>(cx: &mut Cx<'a>, i: &'a [u8]) -> Result<FromTo<'a>, &'
     })
     .map_err(|e| failed_at(e, rest))?;
     end(rest)?;
-    Ok(FromTo { addr, tag, other })
+    f.other = other;
+    Ok(())
 }
 
 fn end(rest: &[u8]) -> Result<(), &[u8]> {
@@ -253,30 +300,46 @@ fn end(rest: &[u8]) -> Result<(), &[u8]> {
 }
 
 /// `Call-ID = ( "Call-ID" / "i" ) HCOLON callid`, `callid = word [ "@" word ]`
-pub(crate) fn call_id(i: &[u8]) -> Result<Cow<'_, str>, &[u8]> {
+pub(crate) fn call_id<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Result<Cow<'a, str>, &'a [u8]> {
     let n = i
         .iter()
-        .take_while(|b| WORD[**b as usize] || **b == b'@')
-        .count();
+        .position(|b| !(WORD[*b as usize] || *b == b'@'))
+        .unwrap_or(i.len());
     let (id, rest) = i.split_at(n);
     if id.is_empty() || id.first() == Some(&b'@') || id.last() == Some(&b'@') {
         return Err(i);
     }
     end(rest)?;
-    Ok(lex::text(id))
+    Ok(cx.text(id))
 }
 
 /// `CSeq = "CSeq" HCOLON 1*DIGIT LWS Method`
-pub(crate) fn cseq(i: &[u8]) -> Result<CSeq<'_>, &[u8]> {
+pub(crate) fn cseq<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Result<CSeq<'a>, &'a [u8]> {
     let (rest, seq) = lex::number_max(i, u32::MAX).map_err(|e| failed_at(e, i))?;
     let (rest, ()) = lex::lws(rest).map_err(|e| failed_at(e, rest))?;
     let (rest, m) = lex::token(rest).map_err(|e| failed_at(e, rest))?;
     end(rest)?;
-    let method = match Method::from_token(std::str::from_utf8(m).map_err(|_| m)?) {
-        Method::Other(_) => Method::Other(lex::text(m)),
-        known => known.into_owned(),
-    };
-    Ok(CSeq { seq, method })
+    Ok(CSeq {
+        seq,
+        method: method(cx, m),
+    })
+}
+
+/// `Method = INVITEm / ACKm / OPTIONSm / BYEm / CANCELm / REGISTERm /
+/// extension-method` (case-sensitive, RFC 3261 §7.1), of a token.
+pub(crate) fn method<'a>(cx: &Cx<'a>, token: &'a [u8]) -> Method<'a> {
+    match token {
+        b"REGISTER" => Method::Register,
+        b"OPTIONS" => Method::Options,
+        b"MESSAGE" => Method::Message,
+        b"INVITE" => Method::Invite,
+        b"ACK" => Method::Ack,
+        b"BYE" => Method::Bye,
+        b"CANCEL" => Method::Cancel,
+        b"SUBSCRIBE" => Method::Subscribe,
+        b"NOTIFY" => Method::Notify,
+        other => Method::Other(cx.text(other)),
+    }
 }
 
 /// A header whose value is one number: Expires, Max-Forwards,
@@ -299,14 +362,16 @@ pub(crate) fn token_list<'a>(
     cx: &mut Cx<'a>,
     i: &'a [u8],
     out: &mut Vec<Header<'a>>,
-    make: fn(Cow<'a, str>) -> Header<'a>,
+    make: impl Fn(Cow<'a, str>) -> Header<'a>,
 ) -> Result<(), &'a [u8]> {
     if i.is_empty() {
         return Ok(());
     }
-    comma_list(cx, i, out, |_, i| {
+    comma_list(cx, i, out, |cx, i, out| {
         let (i, t) = lex::token(i)?;
-        Ok((i, make(lex::text(t))))
+        let t = cx.text(t);
+        push(out, || make(t));
+        Ok((i, ()))
     })
 }
 
@@ -319,47 +384,59 @@ pub(crate) fn contact_list<'a>(
 ) -> Result<(), &'a [u8]> {
     if i.first() == Some(&b'*') {
         end(&i[1..])?;
-        out.push(Header::Contact(Contact::Star));
+        push(out, || Header::Contact(Contact::Star));
         return Ok(());
     }
-    comma_list(cx, i, out, |cx, i| {
-        let (i, addr) = name_addr(cx, i)?;
-        let mut expires = None;
-        let mut q = None;
-        let (i, other) = header_params(cx, i, |_, name, value| {
-            if name.eq_ignore_ascii_case(b"expires") && expires.is_none() {
-                expires = Some(param_number(value, name)?);
-            } else if name.eq_ignore_ascii_case(b"q") && q.is_none() {
-                q = Some(lex::text(value.ok_or(name)?));
+    comma_list(cx, i, out, |cx, i, out| {
+        let entry = push_entry(out, || {
+            Header::Contact(Contact::Addr(ContactAddr {
+                addr: empty_addr(),
+                expires: None,
+                q: None,
+                other: Cow::Borrowed(""),
+            }))
+        });
+        let Header::Contact(Contact::Addr(c)) = entry else {
+            unreachable!("a Contact was just appended")
+        };
+        let (i, ()) = name_addr(cx, i, &mut c.addr)?;
+        let (i, other) = header_params(cx, i, |cx, name, value| {
+            if name.eq_ignore_ascii_case(b"expires") && c.expires.is_none() {
+                c.expires = Some(param_number(value, name)?);
+            } else if name.eq_ignore_ascii_case(b"q") && c.q.is_none() {
+                c.q = Some(cx.text(value.ok_or(name)?));
             } else {
                 return Ok(false);
             }
             Ok(true)
         })?;
-        Ok((
-            i,
-            Header::Contact(Contact::Addr(ContactAddr {
-                addr,
-                expires,
-                q,
-                other,
-            })),
-        ))
+        c.other = other;
+        Ok((i, ()))
     })
 }
 
 /// `Record-Route = "Record-Route" HCOLON rec-route *(COMMA rec-route)`
-/// (Route alike).
+/// (Route alike; `make` says which).
 pub(crate) fn param_addr_list<'a>(
     cx: &mut Cx<'a>,
     i: &'a [u8],
     out: &mut Vec<Header<'a>>,
-    make: fn(ParamAddr<'a>) -> Header<'a>,
+    make: impl Fn(ParamAddr<'a>) -> Header<'a>,
 ) -> Result<(), &'a [u8]> {
-    comma_list(cx, i, out, |cx, i| {
-        let (i, addr) = name_addr(cx, i)?;
+    comma_list(cx, i, out, |cx, i, out| {
+        let entry = push_entry(out, || {
+            make(ParamAddr {
+                addr: empty_addr(),
+                other: Cow::Borrowed(""),
+            })
+        });
+        let (Header::RecordRoute(p) | Header::Route(p)) = entry else {
+            unreachable!("a Route or Record-Route was just appended")
+        };
+        let (i, ()) = name_addr(cx, i, &mut p.addr)?;
         let (i, other) = header_params(cx, i, |_, _, _| Ok(false))?;
-        Ok((i, make(ParamAddr { addr, other })))
+        p.other = other;
+        Ok((i, ()))
     })
 }
 
@@ -368,27 +445,33 @@ pub(crate) fn dht_peer_id<'a>(
     cx: &mut Cx<'a>,
     i: &'a [u8],
     header: IdentityHeader,
-) -> Result<DhtPeerId<'a>, &'a [u8]> {
-    let (rest, addr) = name_addr(cx, i).map_err(|e| failed_at(e, i))?;
-    let mut d = DhtPeerId {
-        header,
-        addr,
-        algorithm: None,
-        dht: None,
-        overlay: None,
-        expires: None,
-        other: Cow::Borrowed(""),
+    out: &mut Vec<Header<'a>>,
+) -> Result<(), &'a [u8]> {
+    let entry = push_entry(out, || {
+        Header::DhtPeerId(DhtPeerId {
+            header,
+            addr: empty_addr(),
+            algorithm: None,
+            dht: None,
+            overlay: None,
+            expires: None,
+            other: Cow::Borrowed(""),
+        })
+    });
+    let Header::DhtPeerId(d) = entry else {
+        unreachable!("a DHT-PeerID was just appended")
     };
+    let (rest, ()) = name_addr(cx, i, &mut d.addr).map_err(|e| failed_at(e, i))?;
     let (rest, other) = header_params(cx, rest, |cx, name, value| {
         if name.eq_ignore_ascii_case(b"algorithm") && d.algorithm.is_none() {
-            d.algorithm = Some(lex::text(value.ok_or(name)?));
+            d.algorithm = Some(cx.text(value.ok_or(name)?));
         } else if name.eq_ignore_ascii_case(b"dht") && d.dht.is_none() {
-            d.dht = Some(lex::text(value.ok_or(name)?));
+            d.dht = Some(cx.text(value.ok_or(name)?));
         } else if name.eq_ignore_ascii_case(b"dht-param") && d.dht.is_none() {
             cx.deviate(Deviation::DhtParamAlias, name);
-            d.dht = Some(lex::text(value.ok_or(name)?));
+            d.dht = Some(cx.text(value.ok_or(name)?));
         } else if name.eq_ignore_ascii_case(b"overlay") && d.overlay.is_none() {
-            d.overlay = Some(lex::text(value.ok_or(name)?));
+            d.overlay = Some(cx.text(value.ok_or(name)?));
         } else if name.eq_ignore_ascii_case(b"expires") && d.expires.is_none() {
             d.expires = Some(param_number(value, name)?);
         } else {
@@ -399,7 +482,7 @@ pub(crate) fn dht_peer_id<'a>(
     .map_err(|e| failed_at(e, rest))?;
     end(rest)?;
     d.other = other;
-    Ok(d)
+    Ok(())
 }
 
 /// WIRE-5: `DHT-Link: <PeerURI>;link=TYPEDEPTH;expires=SECS`.
@@ -408,12 +491,25 @@ pub(crate) fn dht_link_list<'a>(
     i: &'a [u8],
     out: &mut Vec<Header<'a>>,
 ) -> Result<(), &'a [u8]> {
-    comma_list(cx, i, out, |cx, i| {
+    let legacy = cx.profile == crate::profile::Profile::Sipping02;
+    comma_list(cx, i, out, |cx, i, out| {
         let at = i;
-        let (i, addr) = name_addr(cx, i)?;
+        let entry = push_entry(out, || {
+            Header::DhtLink(DhtLink {
+                addr: empty_addr(),
+                link: LinkType {
+                    kind: LinkKind::P,
+                    depth: 0,
+                },
+                expires: None,
+                other: Cow::Borrowed(""),
+            })
+        });
+        let Header::DhtLink(l) = entry else {
+            unreachable!("a DHT-Link was just appended")
+        };
+        let (i, ()) = name_addr(cx, i, &mut l.addr)?;
         let mut link = None;
-        let mut expires = None;
-        let legacy = cx.profile == crate::profile::Profile::Sipping02;
         let (i, other) = header_params(cx, i, |cx, name, value| {
             if name.eq_ignore_ascii_case(b"link") && link.is_none() {
                 let v = value.ok_or(name)?;
@@ -421,8 +517,8 @@ pub(crate) fn dht_link_list<'a>(
                     cx.fail(ErrorKind::BadLinkType);
                     v
                 })?);
-            } else if name.eq_ignore_ascii_case(b"expires") && expires.is_none() {
-                expires = Some(param_number(value, name)?);
+            } else if name.eq_ignore_ascii_case(b"expires") && l.expires.is_none() {
+                l.expires = Some(param_number(value, name)?);
             } else {
                 return Ok(false);
             }
@@ -435,15 +531,9 @@ pub(crate) fn dht_link_list<'a>(
                 nom::error::ErrorKind::Verify,
             )));
         };
-        Ok((
-            i,
-            Header::DhtLink(DhtLink {
-                addr,
-                link,
-                expires,
-                other,
-            }),
-        ))
+        l.link = link;
+        l.other = other;
+        Ok((i, ()))
     })
 }
 
@@ -460,13 +550,10 @@ fn link_type(v: &[u8], legacy: bool) -> Option<LinkType> {
     if digits.is_empty() {
         return (legacy && kind != LinkKind::F).then_some(LinkType { kind, depth: 1 });
     }
-    let (rest, n) = take_while1::<_, _, nom::error::Error<&[u8]>>(|b: u8| b.is_ascii_digit())
-        .parse(digits)
-        .ok()?;
-    if !rest.is_empty() || n.len() > 3 {
+    if digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let depth: u32 = std::str::from_utf8(n).ok()?.parse().ok()?;
+    let depth = digits.iter().fold(0u32, |n, d| n * 10 + (d - b'0') as u32);
     let max = if kind == LinkKind::F { 159 } else { 255 };
     (depth <= max).then_some(LinkType {
         kind,
@@ -482,6 +569,15 @@ mod tests {
 
     fn cx(s: &str) -> Cx<'_> {
         Cx::new(s.as_bytes(), Profile::DsipChord)
+    }
+
+    fn from(s: &str) -> Result<FromTo<'_>, &[u8]> {
+        let mut out = vec![];
+        from_to(&mut cx(s), s.as_bytes(), &mut out, Header::From)?;
+        match out.pop() {
+            Some(Header::From(f)) => Ok(f),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -506,19 +602,19 @@ mod tests {
     #[test]
     fn from_to_forms() {
         let s = "\"Alice \\\"A\\\"\" <sip:alice@example.org>;tag=88;x";
-        let f = from_to(&mut cx(s), s.as_bytes()).unwrap();
+        let f = from(s).unwrap();
         assert_eq!(f.addr.display.as_deref(), Some("\"Alice \\\"A\\\"\""));
         assert_eq!(f.tag.as_deref(), Some("88"));
         assert_eq!(f.other, ";x");
         let s = "Bob Smith <sip:bob@b.org;lr> ; tag = 9";
-        let f = from_to(&mut cx(s), s.as_bytes()).unwrap();
+        let f = from(s).unwrap();
         assert_eq!(f.addr.display.as_deref(), Some("Bob Smith"));
         assert!(f.addr.uri.params.lr);
         assert_eq!(f.tag.as_deref(), Some("9"));
         let s = "sip:carol@c.org;tag=1";
-        let f = from_to(&mut cx(s), s.as_bytes()).unwrap();
+        let f = from(s).unwrap();
         assert_eq!(f.tag.as_deref(), Some("1"));
-        assert!(from_to(&mut cx("<sip:a@b"), b"<sip:a@b").is_err());
+        assert!(from("<sip:a@b").is_err());
     }
 
     #[test]
@@ -534,11 +630,12 @@ mod tests {
 
     #[test]
     fn cseq_and_call_id() {
-        assert_eq!(cseq(b"42 REGISTER").unwrap().seq, 42);
-        assert!(cseq(b"42").is_err());
-        assert!(cseq(b"99999999999 REGISTER").is_err());
-        assert_eq!(call_id(b"abc@host").unwrap(), "abc@host");
-        assert!(call_id(b"a b").is_err());
+        let c = cx("");
+        assert_eq!(cseq(&c, b"42 REGISTER").unwrap().seq, 42);
+        assert!(cseq(&c, b"42").is_err());
+        assert!(cseq(&c, b"99999999999 REGISTER").is_err());
+        assert_eq!(call_id(&c, b"abc@host").unwrap(), "abc@host");
+        assert!(call_id(&c, b"a b").is_err());
     }
 
     #[test]
@@ -573,7 +670,11 @@ mod tests {
     fn wire_4_dht_param_alias_is_a_deviation() {
         let s = "<sip:peer@10.4.1.2:5060;peer-ID=6c7c752f7592a104b9ba5e48ec077a01385b13c4>;algorithm=sha1;dht-param=Chord1.0;overlay=chat";
         let mut c = cx(s);
-        let d = dht_peer_id(&mut c, s.as_bytes(), IdentityHeader::PeerId).unwrap();
+        let mut out = vec![];
+        dht_peer_id(&mut c, s.as_bytes(), IdentityHeader::PeerId, &mut out).unwrap();
+        let [Header::DhtPeerId(d)] = &out[..] else {
+            panic!("{out:?}")
+        };
         assert_eq!(d.dht.as_deref(), Some("Chord1.0"));
         assert!(c.warnings.contains(Deviation::DhtParamAlias));
     }

@@ -8,10 +8,7 @@ costs one load per byte.
 
 use std::borrow::Cow;
 
-use nom::bytes::complete::{tag, take_while, take_while1};
-use nom::character::complete::char;
-use nom::combinator::{opt, recognize};
-use nom::{IResult, Parser};
+use nom::IResult;
 
 /// The nom result of every grammar rule: the cheap, allocation-free error.
 pub(crate) type Res<'a, T> = IResult<&'a [u8], T>;
@@ -60,6 +57,9 @@ pub(crate) static URI_HEADERS: [bool; 256] = class(b"[]/?:+$-_.!~*'()%=&", true)
 pub(crate) static WORD: [bool; 256] = class(b"-.!%*_+`'~()<>:\\\"/[]?{}", true);
 /// Characters of an IPv6 reference body.
 pub(crate) static IPV6: [bool; 256] = class(b":.", true);
+/// `gen-value` characters outside quotes and brackets: `token` and `host`
+/// characters plus `:`.
+pub(crate) static GEN_VALUE: [bool; 256] = class(b"-.!%*_+`'~:", true);
 /// Characters an opaque (non-SIP) URI may hold inside angle brackets.
 pub(crate) static OPAQUE: [bool; 256] = class(b"-_.!~*'()%;/?:@&=+$,[]#", true);
 
@@ -67,9 +67,25 @@ pub(crate) fn is_wsp(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// The number of leading bytes of `i` in `class`.
+#[inline]
+pub(crate) fn span(i: &[u8], class: &[bool; 256]) -> usize {
+    i.iter()
+        .position(|b| !class[*b as usize])
+        .unwrap_or(i.len())
+}
+
 /// `LWS = [*WSP CRLF] 1*WSP` and `SWS = [LWS]`, as one skip. A fold inside
 /// a header value is CRLF (or a bare LF) followed by white space.
+#[inline]
 pub(crate) fn sws(i: &[u8]) -> Res<'_, ()> {
+    match i.first() {
+        Some(b' ' | b'\t' | b'\r' | b'\n') => Ok((skip_lws(i), ())),
+        _ => Ok((i, ())),
+    }
+}
+
+fn skip_lws(i: &[u8]) -> &[u8] {
     let mut n = 0;
     loop {
         match i.get(n) {
@@ -80,7 +96,7 @@ pub(crate) fn sws(i: &[u8]) -> Res<'_, ()> {
                 n += 3
             }
             Some(b'\n') if i.get(n + 1).is_some_and(|b| is_wsp(*b)) => n += 2,
-            _ => return Ok((&i[n..], ())),
+            _ => return &i[n..],
         }
     }
 }
@@ -89,25 +105,40 @@ pub(crate) fn sws(i: &[u8]) -> Res<'_, ()> {
 pub(crate) fn lws(i: &[u8]) -> Res<'_, ()> {
     let (rest, ()) = sws(i)?;
     if rest.len() == i.len() {
-        return Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::Space,
-        )));
+        return Err(err(i, nom::error::ErrorKind::Space));
     }
     Ok((rest, ()))
 }
 
 /// A separator with optional white space around it: SEMI, EQUAL, COMMA,
-/// SLASH, COLON of RFC 3261 §25.1.
-pub(crate) fn sep(c: char) -> impl FnMut(&[u8]) -> Res<'_, ()> {
+/// SLASH, COLON of RFC 3261 §25.1 (`SEMI = SWS ";" SWS`).
+#[inline]
+pub(crate) fn sep(c: u8) -> impl Fn(&[u8]) -> Res<'_, ()> {
     move |i| {
-        let (i, _) = (sws, char(c), sws).parse(i)?;
-        Ok((i, ()))
+        let (i, ()) = sws(i)?;
+        match i.first() {
+            Some(b) if *b == c => sws(&i[1..]),
+            _ => Err(err(i, nom::error::ErrorKind::Char)),
+        }
     }
 }
 
+/// `token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")`
+#[inline]
 pub(crate) fn token(i: &[u8]) -> Res<'_, &[u8]> {
-    take_while1(|b| TOKEN[b as usize]).parse(i)
+    match span(i, &TOKEN) {
+        0 => Err(err(i, nom::error::ErrorKind::TakeWhile1)),
+        n => Ok((&i[n..], &i[..n])),
+    }
+}
+
+/// The literal `tag` in any letter case.
+#[inline]
+pub(crate) fn tag_no_case<'a>(i: &'a [u8], tag: &[u8]) -> Res<'a, ()> {
+    match i.get(..tag.len()) {
+        Some(head) if head.eq_ignore_ascii_case(tag) => Ok((&i[tag.len()..], ())),
+        _ => Err(err(i, nom::error::ErrorKind::Tag)),
+    }
 }
 
 /// `quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE`, returned
@@ -129,37 +160,55 @@ pub(crate) fn quoted_string(i: &[u8]) -> Res<'_, &[u8]> {
 
 /// `gen-value = token / host / quoted-string`
 pub(crate) fn gen_value(i: &[u8]) -> Res<'_, &[u8]> {
-    if i.first() == Some(&b'"') {
-        quoted_string(i)
-    } else if i.first() == Some(&b'[') {
-        recognize((
-            tag(&b"["[..]),
-            take_while1(|b| IPV6[b as usize]),
-            tag(&b"]"[..]),
-        ))
-        .parse(i)
-    } else {
+    match i.first() {
+        Some(b'"') => quoted_string(i),
+        Some(b'[') => {
+            // IPv6reference = "[" IPv6address "]"
+            let n = span(&i[1..], &IPV6);
+            if n == 0 || i.get(n + 1) != Some(&b']') {
+                return Err(err(i, nom::error::ErrorKind::Tag));
+            }
+            Ok((&i[n + 2..], &i[..n + 2]))
+        }
         // token and host share every character but ':' (IPv6 without
         // brackets appears in `received`), which we allow here.
-        take_while1(|b| TOKEN[b as usize] || b == b':').parse(i)
+        _ => match span(i, &GEN_VALUE) {
+            0 => Err(err(i, nom::error::ErrorKind::TakeWhile1)),
+            n => Ok((&i[n..], &i[..n])),
+        },
     }
 }
 
 /// `generic-param = token [ EQUAL gen-value ]`, after the SEMI.
+#[inline]
 pub(crate) fn generic_param(i: &[u8]) -> Res<'_, (&[u8], Option<&[u8]>)> {
     let (i, name) = token(i)?;
-    let (i, value) = opt(|i| {
-        let (i, ()) = sep('=')(i)?;
-        gen_value(i)
-    })
-    .parse(i)?;
-    Ok((i, (name, value)))
+    // The value is optional: without a whole `EQUAL gen-value`, the input
+    // resumes right after the name.
+    let value = sep(b'=')(i).and_then(|(i, ())| gen_value(i));
+    match value {
+        Ok((rest, v)) => Ok((rest, (name, Some(v)))),
+        Err(_) => Ok((i, (name, None))),
+    }
+}
+
+/// `1*DIGIT`: the digits at the start of `i`, at least one.
+#[inline]
+fn digits(i: &[u8]) -> Res<'_, &[u8]> {
+    match i
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(i.len())
+    {
+        0 => Err(err(i, nom::error::ErrorKind::TakeWhile1)),
+        n => Ok((&i[n..], &i[..n])),
+    }
 }
 
 /// `1*DIGIT` as a u32, saturating (RFC 3261 §20.19: a delta-seconds above
 /// 2^32-1 means 2^32-1).
 pub(crate) fn number_saturating(i: &[u8]) -> Res<'_, u32> {
-    let (rest, digits) = take_while1(|b: u8| b.is_ascii_digit()).parse(i)?;
+    let (rest, digits) = digits(i)?;
     let n = digits.iter().fold(0u64, |n, d| {
         (n * 10 + (d - b'0') as u64).min(u32::MAX as u64)
     });
@@ -167,8 +216,9 @@ pub(crate) fn number_saturating(i: &[u8]) -> Res<'_, u32> {
 }
 
 /// `1*DIGIT` that must fit `max`.
+#[inline]
 pub(crate) fn number_max(i: &[u8], max: u32) -> Res<'_, u32> {
-    let (rest, digits) = take_while1(|b: u8| b.is_ascii_digit()).parse(i)?;
+    let (rest, digits) = digits(i)?;
     let mut n = 0u64;
     for d in digits {
         n = n * 10 + (d - b'0') as u64;
@@ -182,20 +232,25 @@ pub(crate) fn number_max(i: &[u8], max: u32) -> Res<'_, u32> {
     Ok((rest, n as u32))
 }
 
+/// `port = 1*DIGIT`, at most 65535.
+#[inline]
 pub(crate) fn port(i: &[u8]) -> Res<'_, u16> {
     let (rest, n) = number_max(i, u16::MAX as u32)?;
     Ok((rest, n as u16))
 }
 
+/// `*WSP`
 pub(crate) fn spaces(i: &[u8]) -> Res<'_, &[u8]> {
-    take_while(is_wsp).parse(i)
+    let n = i.iter().position(|b| !is_wsp(*b)).unwrap_or(i.len());
+    Ok((&i[n..], &i[..n]))
 }
 
 pub(crate) fn err(i: &[u8], kind: nom::error::ErrorKind) -> nom::Err<nom::error::Error<&[u8]>> {
     nom::Err::Error(nom::error::Error::new(i, kind))
 }
 
-/// Bytes the class tables already restricted to ASCII, as text.
+/// Bytes as text, checked: only input the parser has not validated as a
+/// whole comes here (see `Cx::text`).
 pub(crate) fn text(s: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(s) {
         Ok(t) => Cow::Borrowed(t),

@@ -21,6 +21,8 @@ pub(crate) mod header;
 pub(crate) mod lex;
 pub(crate) mod uri;
 
+use header::push;
+
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -29,7 +31,7 @@ use memchr::memchr;
 use crate::error::{Deviation, ErrorKind, ParseError, Warnings};
 use crate::framer::{Frame, Framer};
 use crate::message::{
-    Contact, Header, Host, IdentityHeader, Message, Method, Peer, StartLine, Uri,
+    Contact, DhtPeerId, Header, Host, IdentityHeader, Message, Peer, StartLine, Uri,
 };
 use crate::profile::{ParseOptions, Profile, Transport};
 
@@ -46,6 +48,10 @@ pub struct Parsed<'a> {
 /// offsets), the deviations seen, and the kind of the first failure.
 pub(crate) struct Cx<'a> {
     pub(crate) base: &'a [u8],
+    /// The start of `base` already known to be UTF-8 (the header section
+    /// of a message), so that its slices become text without another
+    /// check.
+    checked: &'a str,
     pub(crate) warnings: Warnings,
     pub(crate) profile: Profile,
     pub(crate) failure: Option<ErrorKind>,
@@ -55,9 +61,40 @@ impl<'a> Cx<'a> {
     pub(crate) fn new(base: &'a [u8], profile: Profile) -> Cx<'a> {
         Cx {
             base,
+            checked: "",
             warnings: Warnings::default(),
             profile,
             failure: None,
+        }
+    }
+
+    /// A context whose whole input is text.
+    pub(crate) fn of_text(base: &'a str, profile: Profile) -> Cx<'a> {
+        Cx {
+            checked: base,
+            ..Cx::new(base.as_bytes(), profile)
+        }
+    }
+
+    /// Checks once that the start of the input, up to `end`, is UTF-8
+    /// (as far as it is).
+    fn check_text(&mut self, end: usize) {
+        let head = &self.base[..end.min(self.base.len())];
+        self.checked = match std::str::from_utf8(head) {
+            Ok(t) => t,
+            Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+        };
+    }
+
+    /// `s`, a slice of the input, as text: borrowed from the checked part
+    /// without a second check, else checked (and made readable when it is
+    /// not UTF-8).
+    #[inline]
+    pub(crate) fn text(&self, s: &'a [u8]) -> Cow<'a, str> {
+        let start = (s.as_ptr() as usize).wrapping_sub(self.base.as_ptr() as usize);
+        match self.checked.get(start..start.wrapping_add(s.len())) {
+            Some(t) => Cow::Borrowed(t),
+            None => lex::text(s),
         }
     }
 
@@ -141,7 +178,7 @@ pub fn parse_one(input: &[u8], opts: ParseOptions) -> Result<Streamed<'_>, Parse
 /// Parses a whole URI (`sip:alice@example.org;transport=tcp`, or any
 /// absolute URI), as written inside angle brackets.
 pub fn parse_uri(text: &str) -> Result<Uri<'_>, ParseError> {
-    let mut cx = Cx::new(text.as_bytes(), Profile::DsipChord);
+    let mut cx = Cx::of_text(text, Profile::DsipChord);
     match uri::uri(&mut cx, text.as_bytes(), uri::Place::Angle) {
         Ok(([], u)) => Ok(u),
         Ok((rest, _)) => Err(ParseError::new(cx.offset(rest), ErrorKind::Uri)),
@@ -182,11 +219,13 @@ fn message<'a>(
     }
     let line_end = memchr(b'\n', start_at)
         .ok_or_else(|| ParseError::new(input.len(), ErrorKind::Incomplete))?;
+    let mut pos = skip + line_end + 1;
+    let (capacity, head_len) = count_lines(&input[pos..]);
+    cx.check_text(pos + head_len);
+
     let line = strip_cr(cx, &start_at[..line_end], line_end, start_at);
     let start = start_line(cx, line)?;
-
-    let mut pos = skip + line_end + 1;
-    let mut headers = Vec::with_capacity(count_lines(&input[pos..]));
+    let mut headers = Vec::with_capacity(capacity);
     loop {
         let rest = &input[pos..];
         match rest {
@@ -245,11 +284,13 @@ fn strip_cr<'a>(cx: &mut Cx<'a>, line: &'a [u8], lf_at: usize, buf: &'a [u8]) ->
     }
 }
 
-/// An upper bound on the number of header values: one per line, plus one
-/// per comma (lists), counted in one pass.
-fn count_lines(s: &[u8]) -> usize {
+/// An upper bound on the number of header values (one per line, plus one
+/// per comma in lists), and the length of the header section.
+fn count_lines(s: &[u8]) -> (usize, usize) {
     let head = memchr::memmem::find(s, b"\n\r\n").map_or(s.len(), |e| e + 1);
-    memchr::memchr2_iter(b'\n', b',', &s[..head]).count() + 1
+    let head = &s[..head];
+    let n = memchr::memchr_iter(b'\n', head).count() + memchr::memchr_iter(b',', head).count();
+    (n + 1, head.len())
 }
 
 /// The offset of the LF that ends the logical line starting at `s`
@@ -288,11 +329,11 @@ fn start_line<'a>(cx: &mut Cx<'a>, line: &'a [u8]) -> Result<StartLine<'a>, Pars
         if !(100..=699).contains(&code) {
             return Err(bad(rest, cx));
         }
-        let reason = rest.get(4..).unwrap_or(b"");
-        return Ok(StartLine::Response {
-            code,
-            reason: lex::text(reason),
-        });
+        let reason = match rest.get(4..) {
+            Some(r) => cx.text(r),
+            None => Cow::Borrowed(""),
+        };
+        return Ok(StartLine::Response { code, reason });
     }
     let (rest, method) = lex::token(line).map_err(|_| bad(line, cx))?;
     let rest = rest.strip_prefix(b" ").ok_or_else(|| bad(rest, cx))?;
@@ -304,11 +345,7 @@ fn start_line<'a>(cx: &mut Cx<'a>, line: &'a [u8]) -> Result<StartLine<'a>, Pars
     if !version.eq_ignore_ascii_case(b"SIP/2.0") {
         return Err(bad(version, cx));
     }
-    let method = match Method::from_token(std::str::from_utf8(method).map_err(|_| bad(method, cx))?)
-    {
-        Method::Other(_) => Method::Other(lex::text(method)),
-        known => known.into_owned(),
-    };
+    let method = header::method(cx, method);
     Ok(StartLine::Request { method, uri })
 }
 
@@ -340,44 +377,42 @@ enum Name {
 }
 
 fn header_name(name: &[u8], profile: Profile) -> Name {
-    let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
-    match name.len() {
-        1 => match name[0].to_ascii_lowercase() {
-            b'v' => Name::Via,
-            b'f' => Name::From,
-            b't' => Name::To,
-            b'i' => Name::CallId,
-            b'm' => Name::Contact,
-            b'l' => Name::ContentLength,
-            b'k' => Name::Supported,
-            b'c' => Name::Known("Content-Type"),
-            b's' => Name::Known("Subject"),
-            b'e' => Name::Known("Content-Encoding"),
-            b'o' => Name::Known("Event"),
-            b'r' => Name::Known("Refer-To"),
-            b'u' => Name::Known("Allow-Events"),
-            b'd' => Name::RequestDisposition,
-            _ => Name::Unknown,
-        },
-        _ if eq(b"Via") => Name::Via,
-        _ if eq(b"From") => Name::From,
-        _ if eq(b"To") => Name::To,
-        _ if eq(b"Call-ID") => Name::CallId,
-        _ if eq(b"CSeq") => Name::CSeq,
-        _ if eq(b"Contact") => Name::Contact,
-        _ if eq(b"Expires") => Name::Expires,
-        _ if eq(b"Max-Forwards") => Name::MaxForwards,
-        _ if eq(b"Content-Length") => Name::ContentLength,
-        _ if eq(b"Require") => Name::Require,
-        _ if eq(b"Supported") => Name::Supported,
-        _ if eq(b"Unsupported") => Name::Unsupported,
-        _ if eq(b"Record-Route") => Name::RecordRoute,
-        _ if eq(b"Route") => Name::Route,
-        _ if eq(b"Request-Disposition") => Name::RequestDisposition,
-        _ if eq(b"DHT-PeerID") => Name::DhtPeerId,
-        _ if eq(b"DHT-NodeID") && profile == Profile::Sipping02 => Name::DhtNodeId,
-        _ if eq(b"DHT-Link") => Name::DhtLink,
-        _ if eq(b"Content-Type") => Name::Known("Content-Type"),
+    let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    // By length and first letter first, then one comparison.
+    match (name.len(), name[0].to_ascii_lowercase()) {
+        (1, b'v') => Name::Via,
+        (1, b'f') => Name::From,
+        (1, b't') => Name::To,
+        (1, b'i') => Name::CallId,
+        (1, b'm') => Name::Contact,
+        (1, b'l') => Name::ContentLength,
+        (1, b'k') => Name::Supported,
+        (1, b'c') => Name::Known("Content-Type"),
+        (1, b's') => Name::Known("Subject"),
+        (1, b'e') => Name::Known("Content-Encoding"),
+        (1, b'o') => Name::Known("Event"),
+        (1, b'r') => Name::Known("Refer-To"),
+        (1, b'u') => Name::Known("Allow-Events"),
+        (1, b'd') => Name::RequestDisposition,
+        (2, b't') if is(b"To") => Name::To,
+        (3, b'v') if is(b"Via") => Name::Via,
+        (4, b'f') if is(b"From") => Name::From,
+        (4, b'c') if is(b"CSeq") => Name::CSeq,
+        (5, b'r') if is(b"Route") => Name::Route,
+        (7, b'c') if is(b"Call-ID") => Name::CallId,
+        (7, b'c') if is(b"Contact") => Name::Contact,
+        (7, b'e') if is(b"Expires") => Name::Expires,
+        (7, b'r') if is(b"Require") => Name::Require,
+        (8, b'd') if is(b"DHT-Link") => Name::DhtLink,
+        (9, b's') if is(b"Supported") => Name::Supported,
+        (10, b'd') if is(b"DHT-PeerID") => Name::DhtPeerId,
+        (10, b'd') if is(b"DHT-NodeID") && profile == Profile::Sipping02 => Name::DhtNodeId,
+        (11, b'u') if is(b"Unsupported") => Name::Unsupported,
+        (12, b'm') if is(b"Max-Forwards") => Name::MaxForwards,
+        (12, b'r') if is(b"Record-Route") => Name::RecordRoute,
+        (12, b'c') if is(b"Content-Type") => Name::Known("Content-Type"),
+        (14, b'c') if is(b"Content-Length") => Name::ContentLength,
+        (19, b'r') if is(b"Request-Disposition") => Name::RequestDisposition,
         _ => Name::Unknown,
     }
 }
@@ -427,15 +462,17 @@ fn header_line<'a>(
     let kind = header_name(name, cx.profile);
     let result = match kind {
         Name::Via => header::via_list(cx, value, out),
-        Name::From => header::from_to(cx, value).map(|f| out.push(Header::From(f))),
-        Name::To => header::from_to(cx, value).map(|t| out.push(Header::To(t))),
-        Name::CallId => header::call_id(value).map(|c| out.push(Header::CallId(c))),
-        Name::CSeq => header::cseq(value).map(|c| out.push(Header::CSeq(c))),
+        Name::From => header::from_to(cx, value, out, Header::From),
+        Name::To => header::from_to(cx, value, out, Header::To),
+        Name::CallId => header::call_id(cx, value).map(|c| push(out, || Header::CallId(c))),
+        Name::CSeq => header::cseq(cx, value).map(|c| push(out, || Header::CSeq(c))),
         Name::Contact => header::contact_list(cx, value, out),
-        Name::Expires => header::number(value, true).map(|n| out.push(Header::Expires(n))),
-        Name::MaxForwards => header::number(value, true).map(|n| out.push(Header::MaxForwards(n))),
+        Name::Expires => header::number(value, true).map(|n| push(out, || Header::Expires(n))),
+        Name::MaxForwards => {
+            header::number(value, true).map(|n| push(out, || Header::MaxForwards(n)))
+        }
         Name::ContentLength => {
-            header::number(value, false).map(|n| out.push(Header::ContentLength(n)))
+            header::number(value, false).map(|n| push(out, || Header::ContentLength(n)))
         }
         Name::Require => header::token_list(cx, value, out, Header::Require),
         Name::Supported => header::token_list(cx, value, out, Header::Supported),
@@ -443,23 +480,20 @@ fn header_line<'a>(
         Name::RequestDisposition => header::token_list(cx, value, out, Header::RequestDisposition),
         Name::RecordRoute => header::param_addr_list(cx, value, out, Header::RecordRoute),
         Name::Route => header::param_addr_list(cx, value, out, Header::Route),
-        Name::DhtPeerId => header::dht_peer_id(cx, value, IdentityHeader::PeerId)
-            .map(|d| out.push(Header::DhtPeerId(d))),
-        Name::DhtNodeId => header::dht_peer_id(cx, value, IdentityHeader::NodeId)
-            .map(|d| out.push(Header::DhtPeerId(d))),
+        Name::DhtPeerId => header::dht_peer_id(cx, value, IdentityHeader::PeerId, out),
+        Name::DhtNodeId => header::dht_peer_id(cx, value, IdentityHeader::NodeId, out),
         Name::DhtLink => header::dht_link_list(cx, value, out),
         Name::Known(canonical) => {
-            out.push(Header::Other {
+            let value = cx.text(value);
+            push(out, || Header::Other {
                 name: Cow::Borrowed(canonical),
-                value: lex::text(value),
+                value,
             });
             Ok(())
         }
         Name::Unknown => {
-            out.push(Header::Other {
-                name: lex::text(name),
-                value: lex::text(value),
-            });
+            let (name, value) = (cx.text(name), cx.text(value));
+            push(out, || Header::Other { name, value });
             Ok(())
         }
     };
@@ -483,7 +517,8 @@ fn trim_value(v: &[u8]) -> &[u8] {
 }
 
 /// Records the departures from the senders' rules that only the whole
-/// message shows (WIRE-1, WIRE-2, WIRE-3, WIRE-4, WIRE-5, ID-2).
+/// message shows (WIRE-1, WIRE-2, WIRE-3, WIRE-4, WIRE-5, ID-2), in one
+/// pass over the headers.
 fn validate(
     cx: &mut Cx<'_>,
     msg: &Message<'_>,
@@ -495,21 +530,69 @@ fn validate(
     let mut counts = [0u8; 7];
     let mut dht_ids = 0;
     let mut vias = 0;
+    let mut top_via = None;
+    let mut from = None;
+    let mut cseq = None;
+    let mut requires_dht = false;
+    let mut supports_dht = false;
     for h in &msg.headers {
+        // The Peer URIs' own checks (WIRE-3, WIRE-4, WIRE-5, ID-2) as the
+        // headers come; they record other deviations than the counts below.
+        match h {
+            Header::DhtPeerId(d) => check_dht_peer_id(cx, d, opts),
+            Header::DhtLink(l) => {
+                let at = offset_of_uri(cx, &l.addr.uri);
+                match l.expires {
+                    None => cx.warnings.record(Deviation::LinkWithoutExpires, at),
+                    Some(0) => cx.warnings.record(Deviation::LinkExpired, at),
+                    Some(_) => {}
+                }
+                check_peer_uri(
+                    cx,
+                    &l.addr.uri,
+                    at,
+                    Deviation::LinkWithoutId,
+                    opts.verify_peer_ids,
+                );
+            }
+            Header::To(t) | Header::From(t) if t.addr.uri.peer_id().is_some() => {
+                check_addr_peer_uri(cx, &t.addr.uri, opts)
+            }
+            Header::Contact(Contact::Addr(c)) if c.addr.uri.peer_id().is_some() => {
+                check_addr_peer_uri(cx, &c.addr.uri, opts)
+            }
+            _ => {}
+        }
         let slot = match h {
-            Header::From(_) => 0,
+            Header::From(f) => {
+                from.get_or_insert(f);
+                0
+            }
             Header::To(_) => 1,
             Header::CallId(_) => 2,
-            Header::CSeq(_) => 3,
+            Header::CSeq(c) => {
+                cseq.get_or_insert(c);
+                3
+            }
             Header::MaxForwards(_) => 4,
             Header::Expires(_) => 5,
             Header::ContentLength(_) => 6,
-            Header::Via(_) => {
+            Header::Via(v) => {
                 vias += 1;
+                top_via.get_or_insert(v);
                 continue;
             }
             Header::DhtPeerId(_) => {
                 dht_ids += 1;
+                continue;
+            }
+            // Option tags compare case-insensitively (WIRE-2).
+            Header::Require(t) => {
+                requires_dht |= t.eq_ignore_ascii_case("dht");
+                continue;
+            }
+            Header::Supported(t) => {
+                supports_dht |= t.eq_ignore_ascii_case("dht");
                 continue;
             }
             _ => continue,
@@ -532,7 +615,7 @@ fn validate(
         }
         (false, _) => cx.deviate(Deviation::MissingContentLength, at_end),
     }
-    if let Some(via) = msg.top_via() {
+    if let Some(via) = top_via {
         match via.branch.as_deref() {
             None => cx.deviate(Deviation::MissingBranch, at_end),
             Some(b) if !b.starts_with("z9hG4bK") => {
@@ -546,24 +629,24 @@ fn validate(
         if counts[4] == 0 {
             cx.deviate(Deviation::MissingMaxForwards, at_end);
         }
-        if msg.from().is_some_and(|f| f.tag.is_none()) {
+        if from.is_some_and(|f| f.tag.is_none()) {
             cx.deviate(Deviation::MissingFromTag, at_end);
         }
-        if msg.cseq().is_some_and(|c| c.method != *method) {
+        if cseq.is_some_and(|c| c.method != *method) {
             cx.deviate(Deviation::CSeqMethodMismatch, at_end);
         }
     }
 
     // WIRE-2 / WIRE-4: what makes a message P2P, and what it must carry.
     let p2p = match msg.start {
-        StartLine::Request { .. } => msg.requires_dht() || dht_ids > 0,
-        StartLine::Response { .. } => msg.supports_dht() || dht_ids > 0,
+        StartLine::Request { .. } => requires_dht || dht_ids > 0,
+        StartLine::Response { .. } => supports_dht || dht_ids > 0,
     };
     if p2p {
-        if msg.is_request() && !msg.requires_dht() {
+        if msg.is_request() && !requires_dht {
             cx.deviate(Deviation::MissingRequireDht, at_end);
         }
-        if !msg.supports_dht() {
+        if !supports_dht {
             cx.deviate(Deviation::MissingSupportedDht, at_end);
         }
         if dht_ids == 0 {
@@ -573,70 +656,37 @@ fn validate(
     if dht_ids > 1 {
         cx.deviate(Deviation::DuplicateDhtPeerId, at_end);
     }
+}
 
-    for h in &msg.headers {
-        match h {
-            Header::DhtPeerId(d) => {
-                let at = offset_of_uri(cx, &d.addr.uri);
-                let needs_dht = cx.profile == Profile::DsipChord;
-                if d.algorithm.is_none() || d.overlay.is_none() || (needs_dht && d.dht.is_none()) {
-                    cx.warnings.record(Deviation::DhtPeerIdMissingParam, at);
-                }
-                if d.algorithm
-                    .as_deref()
-                    .is_some_and(|a| !a.eq_ignore_ascii_case("sha1"))
-                {
-                    cx.warnings.record(Deviation::UnknownDhtOrAlgorithm, at);
-                }
-                if let Some(dht) = d.dht.as_deref() {
-                    check_dht_token(cx, dht, at);
-                }
-                check_peer_uri(
-                    cx,
-                    &d.addr.uri,
-                    at,
-                    Deviation::DhtPeerIdWithoutId,
-                    opts.verify_peer_ids,
-                );
-            }
-            Header::DhtLink(l) => {
-                let at = offset_of_uri(cx, &l.addr.uri);
-                match l.expires {
-                    None => cx.warnings.record(Deviation::LinkWithoutExpires, at),
-                    Some(0) => cx.warnings.record(Deviation::LinkExpired, at),
-                    Some(_) => {}
-                }
-                check_peer_uri(
-                    cx,
-                    &l.addr.uri,
-                    at,
-                    Deviation::LinkWithoutId,
-                    opts.verify_peer_ids,
-                );
-            }
-            Header::To(t) | Header::From(t) if t.addr.uri.peer_id().is_some() => {
-                let at = offset_of_uri(cx, &t.addr.uri);
-                check_peer_uri(
-                    cx,
-                    &t.addr.uri,
-                    at,
-                    Deviation::LinkWithoutId,
-                    opts.verify_peer_ids,
-                );
-            }
-            Header::Contact(Contact::Addr(c)) if c.addr.uri.peer_id().is_some() => {
-                let at = offset_of_uri(cx, &c.addr.uri);
-                check_peer_uri(
-                    cx,
-                    &c.addr.uri,
-                    at,
-                    Deviation::LinkWithoutId,
-                    opts.verify_peer_ids,
-                );
-            }
-            _ => {}
-        }
+/// WIRE-4 for one DHT-PeerID.
+fn check_dht_peer_id(cx: &mut Cx<'_>, d: &DhtPeerId<'_>, opts: ParseOptions) {
+    let at = offset_of_uri(cx, &d.addr.uri);
+    let needs_dht = cx.profile == Profile::DsipChord;
+    if d.algorithm.is_none() || d.overlay.is_none() || (needs_dht && d.dht.is_none()) {
+        cx.warnings.record(Deviation::DhtPeerIdMissingParam, at);
     }
+    if d.algorithm
+        .as_deref()
+        .is_some_and(|a| !a.eq_ignore_ascii_case("sha1"))
+    {
+        cx.warnings.record(Deviation::UnknownDhtOrAlgorithm, at);
+    }
+    if let Some(dht) = d.dht.as_deref() {
+        check_dht_token(cx, dht, at);
+    }
+    check_peer_uri(
+        cx,
+        &d.addr.uri,
+        at,
+        Deviation::DhtPeerIdWithoutId,
+        opts.verify_peer_ids,
+    );
+}
+
+/// WIRE-3 and ID-2 for a To, From or Contact URI that carries a Peer-ID.
+fn check_addr_peer_uri(cx: &mut Cx<'_>, uri: &Uri<'_>, opts: ParseOptions) {
+    let at = offset_of_uri(cx, uri);
+    check_peer_uri(cx, uri, at, Deviation::LinkWithoutId, opts.verify_peer_ids);
 }
 
 fn check_dht_token(cx: &mut Cx<'_>, dht: &str, at: usize) {

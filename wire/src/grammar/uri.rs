@@ -21,8 +21,6 @@ use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use memchr::memchr;
-use nom::Parser;
-use nom::bytes::complete::take_while1;
 
 use super::Cx;
 use super::lex::{self, HOST, IPV6, OPAQUE, PARAMCHAR, PASSWORD, Res, URI_HEADERS, USER, err};
@@ -41,19 +39,62 @@ pub(crate) enum Place {
     AddrSpec,
 }
 
+/// A URI with nothing parsed into it yet: the rules fill a URI in place,
+/// because it is large and moving it costs more than parsing most fields.
+#[inline(always)]
+pub(crate) fn empty<'a>() -> Uri<'a> {
+    Uri {
+        scheme: Scheme::Sip,
+        user: None,
+        password: None,
+        host: Host::Domain(Cow::Borrowed("")),
+        port: None,
+        params: UriParams {
+            peer_id: None,
+            resource_id: None,
+            replica: None,
+            transport: None,
+            user: None,
+            lr: false,
+            other: Cow::Borrowed(""),
+        },
+        headers: None,
+        opaque: None,
+    }
+}
+
 /// Parses the URI at the start of `i` and returns the rest after it.
 pub(crate) fn uri<'a>(cx: &mut Cx<'a>, i: &'a [u8], place: Place) -> Res<'a, Uri<'a>> {
-    let end = match place {
-        Place::Angle => memchr(b'>', i).unwrap_or(i.len()),
-        Place::RequestLine => memchr(b' ', i).unwrap_or(i.len()),
-        Place::AddrSpec => i
-            .iter()
-            .position(|b| matches!(b, b';' | b',' | b'?' | b' ' | b'\t' | b'\r' | b'\n'))
-            .unwrap_or(i.len()),
+    let mut out = empty();
+    let (rest, ()) = uri_into(cx, i, place, &mut out)?;
+    Ok((rest, out))
+}
+
+/// [`uri`], parsed into `out` (which holds [`empty`]).
+pub(crate) fn uri_into<'a>(
+    cx: &mut Cx<'a>,
+    i: &'a [u8],
+    place: Place,
+    out: &mut Uri<'a>,
+) -> Res<'a, ()> {
+    let result = match place {
+        // Inside angle brackets and on the request line the URI ends at a
+        // character that none of its parts holds, so it is read straight
+        // from the input.
+        Place::Angle => uri_span(cx, i, Some(b'>'), out),
+        Place::RequestLine => uri_span(cx, i, Some(b' '), out),
+        // An addr-spec ends at characters that its parts do hold, so it is
+        // cut out first.
+        Place::AddrSpec => {
+            let end = i
+                .iter()
+                .position(|b| matches!(b, b';' | b',' | b'?' | b' ' | b'\t' | b'\r' | b'\n'))
+                .unwrap_or(i.len());
+            uri_span(cx, &i[..end], None, out).map(|_| &i[end..])
+        }
     };
-    let (span, rest) = i.split_at(end);
-    match uri_span(cx, span) {
-        Ok(u) => Ok((rest, u)),
+    match result {
+        Ok(rest) => Ok((rest, ())),
         Err(at) => {
             cx.fail(ErrorKind::Uri);
             Err(nom::Err::Failure(nom::error::Error::new(
@@ -64,8 +105,110 @@ pub(crate) fn uri<'a>(cx: &mut Cx<'a>, i: &'a [u8], place: Place) -> Res<'a, Uri
     }
 }
 
-/// A whole URI that must fill `span`. On error, the input where it failed.
-fn uri_span<'a>(cx: &mut Cx<'a>, span: &'a [u8]) -> Result<Uri<'a>, &'a [u8]> {
+/// `SIP-URI = "sip:" [ userinfo ] hostport uri-parameters [ headers ]`
+/// (and `SIPS-URI`, and any `absoluteURI` kept opaque), up to the first
+/// `end` byte (or all of `i` without one), which it must fill. Returns the
+/// rest from that byte on; on error, the input where it failed.
+fn uri_span<'a>(
+    cx: &mut Cx<'a>,
+    i: &'a [u8],
+    end: Option<u8>,
+    out: &mut Uri<'a>,
+) -> Result<&'a [u8], &'a [u8]> {
+    // The URI's own bytes, for the rules that search it.
+    let span = |s: &'a [u8]| match end.and_then(|b| memchr(b, s)) {
+        Some(e) => &s[..e],
+        None => s,
+    };
+    let rest = match i {
+        [s, i, p, b':', rest @ ..] if eq3(*s, *i, *p, b"sip") => rest,
+        [s, i, p, s2, b':', rest @ ..] if eq3(*s, *i, *p, b"sip") && (*s2 | 0x20) == b's' => {
+            out.scheme = Scheme::Sips;
+            rest
+        }
+        _ => {
+            let span = span(i);
+            other_scheme(cx, span, out)?;
+            return Ok(&i[span.len()..]);
+        }
+    };
+
+    // userinfo = ( user / telephone-subscriber ) [ ":" password ] "@"
+    // It ends at the first '@' of the URI; the user part may itself hold
+    // ';' and '?'. Most often the user is all there is before that '@'.
+    let n = lex::span(rest, &USER);
+    let hostport = if rest.get(n) == Some(&b'@') {
+        if n == 0 {
+            return Err(&rest[..0]);
+        }
+        out.user = Some(cx.text(&rest[..n]));
+        &rest[n + 1..]
+    } else {
+        match memchr(b'@', span(rest)) {
+            Some(at) => {
+                let info = &rest[..at];
+                let (user, password) = match memchr(b':', info) {
+                    Some(c) => (&info[..c], Some(&info[c + 1..])),
+                    None => (info, None),
+                };
+                if user.is_empty() || !user.iter().all(|b| USER[*b as usize]) {
+                    return Err(info);
+                }
+                if let Some(p) = password {
+                    if !p.iter().all(|b| PASSWORD[*b as usize]) {
+                        return Err(p);
+                    }
+                    out.password = Some(cx.text(p));
+                }
+                out.user = Some(cx.text(user));
+                &rest[at + 1..]
+            }
+            None => rest,
+        }
+    };
+
+    // hostport = host [ ":" port ]
+    // None of these parts holds the end byte, so each stops before it.
+    let (after_host, host) = host(cx, hostport).map_err(|_| hostport)?;
+    out.host = host;
+    let after_port = match after_host {
+        [b':', digits @ ..] => {
+            let (r, p) = lex::port(digits).map_err(|_| digits)?;
+            out.port = Some(p);
+            r
+        }
+        _ => after_host,
+    };
+    let after_params = uri_parameters(cx, after_port, &mut out.params)?;
+    // headers = "?" header *( "&" header )
+    let after_headers = match after_params {
+        [b'?', h @ ..] => {
+            let n = lex::span(h, &URI_HEADERS);
+            out.headers = Some(cx.text(&h[..n]));
+            &h[n..]
+        }
+        _ => after_params,
+    };
+    match after_headers.first() {
+        None => Ok(after_headers),
+        Some(b) if Some(*b) == end => Ok(after_headers),
+        Some(_) => Err(after_headers),
+    }
+}
+
+/// Whether `a b c` spell `lower` in any letter case.
+#[inline]
+fn eq3(a: u8, b: u8, c: u8, lower: &[u8; 3]) -> bool {
+    // For letters, setting the 0x20 bit is exact case folding.
+    [a | 0x20, b | 0x20, c | 0x20] == *lower
+}
+
+/// `absoluteURI = scheme ":" ( hier-part / opaque-part )`: a scheme other
+/// than `sip:` and `sips:` keeps the rest opaque (and `SIP:` spelled with
+/// more letters or symbols is such a scheme too).
+/// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`
+#[cold]
+fn other_scheme<'a>(cx: &mut Cx<'a>, span: &'a [u8], out: &mut Uri<'a>) -> Result<(), &'a [u8]> {
     let colon = memchr(b':', span).ok_or(span)?;
     let scheme_text = &span[..colon];
     let valid_scheme = !scheme_text.is_empty()
@@ -77,170 +220,258 @@ fn uri_span<'a>(cx: &mut Cx<'a>, span: &'a [u8]) -> Result<Uri<'a>, &'a [u8]> {
         return Err(span);
     }
     let rest = &span[colon + 1..];
-    let scheme = if scheme_text.eq_ignore_ascii_case(b"sip") {
-        Scheme::Sip
-    } else if scheme_text.eq_ignore_ascii_case(b"sips") {
-        Scheme::Sips
-    } else {
-        if rest.is_empty() || !rest.iter().all(|b| OPAQUE[*b as usize]) {
-            return Err(rest);
-        }
-        return Ok(Uri {
-            scheme: Scheme::Other(lex::text(scheme_text)),
-            user: None,
-            password: None,
-            host: Host::Domain(Cow::Borrowed("")),
-            port: None,
-            params: UriParams::default(),
-            headers: None,
-            opaque: Some(lex::text(rest)),
-        });
-    };
-
-    // userinfo ends at the '@'; the user part may itself hold ';' and '?'.
-    let (user, password, hostport) = match memchr(b'@', rest) {
-        Some(at) => {
-            let info = &rest[..at];
-            let (user, password) = match memchr(b':', info) {
-                Some(c) => (&info[..c], Some(&info[c + 1..])),
-                None => (info, None),
-            };
-            if user.is_empty() || !user.iter().all(|b| USER[*b as usize]) {
-                return Err(info);
-            }
-            if let Some(p) = password {
-                if !p.iter().all(|b| PASSWORD[*b as usize]) {
-                    return Err(p);
-                }
-            }
-            (Some(user), password, &rest[at + 1..])
-        }
-        None => (None, None, rest),
-    };
-
-    let (after_host, host) = host(hostport).map_err(|_| hostport)?;
-    let (after_port, port) = if after_host.first() == Some(&b':') {
-        let (r, p) = lex::port(&after_host[1..]).map_err(|_| &after_host[1..])?;
-        (r, Some(p))
-    } else {
-        (after_host, None)
-    };
-    let (after_params, params) = uri_parameters(cx, after_port)?;
-    let (after_headers, headers) = if after_params.first() == Some(&b'?') {
-        let h = &after_params[1..];
-        let n = h.iter().take_while(|b| URI_HEADERS[**b as usize]).count();
-        (&h[n..], Some(lex::text(&h[..n])))
-    } else {
-        (after_params, None)
-    };
-    if !after_headers.is_empty() {
-        return Err(after_headers);
+    if rest.is_empty() || !rest.iter().all(|b| OPAQUE[*b as usize]) {
+        return Err(rest);
     }
-    Ok(Uri {
-        scheme,
-        user: user.map(lex::text),
-        password: password.map(lex::text),
-        host,
-        port,
-        params,
-        headers,
-        opaque: None,
-    })
+    out.scheme = Scheme::Other(cx.text(scheme_text));
+    out.opaque = Some(cx.text(rest));
+    Ok(())
 }
 
 /// `host = hostname / IPv4address / IPv6reference`
-pub(crate) fn host(i: &[u8]) -> Res<'_, Host<'_>> {
+pub(crate) fn host<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Res<'a, Host<'a>> {
     if i.first() == Some(&b'[') {
-        let (rest, inner) = take_while1(|b| IPV6[b as usize]).parse(&i[1..])?;
+        // IPv6reference = "[" IPv6address "]"
+        let inner = &i[1..];
+        let n = lex::span(inner, &IPV6);
+        if n == 0 {
+            return Err(err(inner, nom::error::ErrorKind::TakeWhile1));
+        }
+        let rest = &inner[n..];
         if rest.first() != Some(&b']') {
             return Err(err(rest, nom::error::ErrorKind::Char));
         }
-        let addr = ascii(inner)
+        let addr = std::str::from_utf8(&inner[..n])
+            .ok()
             .and_then(|s| s.parse::<Ipv6Addr>().ok())
             .ok_or_else(|| err(i, nom::error::ErrorKind::Verify))?;
         return Ok((&rest[1..], Host::V6(addr)));
     }
-    let (rest, name) = take_while1(|b| HOST[b as usize]).parse(i)?;
-    if name[0].is_ascii_digit() {
-        if let Some(v4) = ascii(name).and_then(|s| s.parse::<Ipv4Addr>().ok()) {
-            return Ok((rest, Host::V4(v4)));
+    // An IPv4address is a hostname's worth of digits and dots that reads
+    // as an address, all the way to the end of the host.
+    if i.first().is_some_and(u8::is_ascii_digit) {
+        if let Some((v4, n)) = ipv4_prefix(i) {
+            if !i.get(n).is_some_and(|b| HOST[*b as usize]) {
+                return Ok((&i[n..], Host::V4(v4)));
+            }
         }
     }
-    Ok((rest, Host::Domain(lex::text(name))))
+    let n = lex::span(i, &HOST);
+    if n == 0 {
+        return Err(err(i, nom::error::ErrorKind::TakeWhile1));
+    }
+    let (name, rest) = i.split_at(n);
+    Ok((rest, Host::Domain(cx.text(name))))
 }
 
-fn ascii(s: &[u8]) -> Option<&str> {
-    std::str::from_utf8(s).ok()
+/// `IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT`, all
+/// of `s` (see [`ipv4_prefix`]).
+pub(crate) fn ipv4_address(s: &[u8]) -> Option<Ipv4Addr> {
+    match ipv4_prefix(s) {
+        Some((a, n)) if n == s.len() => Some(a),
+        _ => None,
+    }
 }
 
-/// The parameter names of the two ID parameters, in every spelling a
-/// receiver accepts (WIRE-3). The first is the one senders emit.
-const PEER_ID_NAMES: [&[u8]; 3] = [b"peer-ID", b"pID", b"peerID"];
-const RESOURCE_ID_NAMES: [&[u8]; 3] = [b"resource-ID", b"rID", b"resourceID"];
+/// The `IPv4address` at the start of `s`, and its length, read as
+/// `Ipv4Addr::from_str` reads one: each part at most 255, and no leading
+/// zero (which some readers take for octal). None also when digits go on
+/// where the address must end (a part of four digits, a leading zero),
+/// since such a text cannot be an address at all.
+fn ipv4_prefix(s: &[u8]) -> Option<(Ipv4Addr, usize)> {
+    let (a, at) = ipv4_part(s, 0)?;
+    let (b, at) = ipv4_part(s, ipv4_dot(s, at)?)?;
+    let (c, at) = ipv4_part(s, ipv4_dot(s, at)?)?;
+    let (d, at) = ipv4_part(s, ipv4_dot(s, at)?)?;
+    Some((Ipv4Addr::new(a, b, c, d), at))
+}
 
-fn names_match(name: &[u8], spellings: &[&[u8]]) -> bool {
-    spellings.iter().any(|s| name.eq_ignore_ascii_case(s))
+/// `1*3DIGIT` at `at`: its value and where it ends.
+#[inline(always)]
+fn ipv4_part(s: &[u8], at: usize) -> Option<(u8, usize)> {
+    // The value of the digit at `k`, or 10 and more for anything else.
+    let digit = |k: usize| s.get(k).map_or(0xff, |b| b.wrapping_sub(b'0'));
+    let d0 = digit(at);
+    if d0 > 9 {
+        return None;
+    }
+    let d1 = digit(at + 1);
+    if d1 > 9 {
+        return Some((d0, at + 1));
+    }
+    if d0 == 0 {
+        return None;
+    }
+    let d2 = digit(at + 2);
+    if d2 > 9 {
+        return Some((d0 * 10 + d1, at + 2));
+    }
+    let n = u32::from(d0) * 100 + u32::from(d1) * 10 + u32::from(d2);
+    if n > 255 || digit(at + 3) <= 9 {
+        return None;
+    }
+    Some((n as u8, at + 3))
+}
+
+#[inline(always)]
+fn ipv4_dot(s: &[u8], at: usize) -> Option<usize> {
+    (s.get(at) == Some(&b'.')).then_some(at + 1)
+}
+
+/// The URI parameters the model types (RFC 3261 §19.1.1, WIRE-3, ID-5).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ParamName {
+    /// `peer-ID`, or (`long` false) another spelling a receiver accepts:
+    /// `pID`, `peerID`, any letter case.
+    PeerId {
+        long: bool,
+    },
+    /// `resource-ID`, or `rID`, `resourceID`.
+    ResourceId {
+        long: bool,
+    },
+    Replica,
+    Transport,
+    User,
+    Lr,
+    Other,
+}
+
+impl ParamName {
+    /// Names compare case-insensitively (RFC 3261 §19.1.4).
+    fn of(name: &[u8]) -> ParamName {
+        let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
+        match name.len() {
+            2 if is(b"lr") => ParamName::Lr,
+            3 if is(b"pID") => ParamName::PeerId { long: false },
+            3 if is(b"rID") => ParamName::ResourceId { long: false },
+            4 if is(b"user") => ParamName::User,
+            6 if is(b"peerID") => ParamName::PeerId { long: false },
+            7 if is(b"peer-ID") => ParamName::PeerId {
+                long: name == b"peer-ID",
+            },
+            7 if is(b"replica") => ParamName::Replica,
+            9 if is(b"transport") => ParamName::Transport,
+            10 if is(b"resourceID") => ParamName::ResourceId { long: false },
+            11 if is(b"resource-ID") => ParamName::ResourceId {
+                long: name == b"resource-ID",
+            },
+            _ => ParamName::Other,
+        }
+    }
 }
 
 /// `uri-parameters = *( ";" uri-parameter)`
+/// `other-param = pname [ "=" pvalue ]`, `pname = 1*paramchar`,
+/// `pvalue = 1*paramchar`
 fn uri_parameters<'a>(
     cx: &mut Cx<'a>,
     mut i: &'a [u8],
-) -> Result<(&'a [u8], UriParams<'a>), &'a [u8]> {
-    let mut params = UriParams::default();
+    params: &mut UriParams<'a>,
+) -> Result<&'a [u8], &'a [u8]> {
     let mut other = Other::default();
-    while i.first() == Some(&b';') {
+    while let [b';', body @ ..] = i {
+        // The usual Peer-ID parameter (WIRE-3), without a scan of its name.
+        if let (Some(b"peer-ID="), None) = (body.get(..8), params.peer_id) {
+            if let Some((id, case)) = hex_id_value(&body[8..]) {
+                if case == HexCase::Upper {
+                    cx.deviate(Deviation::UpperHexId, &body[8..]);
+                }
+                params.peer_id = Some(id);
+                i = &body[48..];
+                continue;
+            }
+        }
         let start = i;
-        let body = &i[1..];
-        let n_name = body.iter().take_while(|b| PARAMCHAR[**b as usize]).count();
+        let n_name = lex::span(body, &PARAMCHAR);
         if n_name == 0 {
             return Err(body);
         }
-        let name = &body[..n_name];
-        let mut rest = &body[n_name..];
-        let value = if rest.first() == Some(&b'=') {
-            let v = &rest[1..];
-            let n = v.iter().take_while(|b| PARAMCHAR[**b as usize]).count();
-            if n == 0 {
-                return Err(v);
+        let (name, after_name) = body.split_at(n_name);
+        let kind = match ParamName::of(name) {
+            ParamName::PeerId { .. } if params.peer_id.is_some() => ParamName::Other,
+            ParamName::ResourceId { .. } if params.resource_id.is_some() => ParamName::Other,
+            ParamName::Replica if params.replica.is_some() => ParamName::Other,
+            ParamName::Transport if params.transport.is_some() => ParamName::Other,
+            ParamName::User if params.user.is_some() => ParamName::Other,
+            ParamName::Lr if params.lr => ParamName::Other,
+            kind => kind,
+        };
+        // An ID value is most often exactly 40 hex digits: read them
+        // without a separate scan for the end of the value.
+        if let (ParamName::PeerId { long } | ParamName::ResourceId { long }, [b'=', v @ ..]) =
+            (kind, after_name)
+        {
+            if let Some((id, case)) = hex_id_value(v) {
+                if !long {
+                    cx.deviate(Deviation::ShortIdParam, name);
+                }
+                if case == HexCase::Upper {
+                    cx.deviate(Deviation::UpperHexId, v);
+                }
+                match kind {
+                    ParamName::PeerId { .. } => params.peer_id = Some(id),
+                    _ => params.resource_id = Some(id),
+                }
+                i = &v[40..];
+                continue;
             }
-            rest = &v[n..];
-            Some(&v[..n])
-        } else {
-            None
+        }
+        let (value, rest) = match after_name {
+            [b'=', v @ ..] => {
+                let n = lex::span(v, &PARAMCHAR);
+                if n == 0 {
+                    return Err(v);
+                }
+                (Some(&v[..n]), &v[n..])
+            }
+            _ => (None, after_name),
         };
         let whole = &start[..start.len() - rest.len()];
         i = rest;
 
-        if names_match(name, &PEER_ID_NAMES) && params.peer_id.is_none() {
-            if name != PEER_ID_NAMES[0] {
-                cx.deviate(Deviation::ShortIdParam, name);
+        match kind {
+            ParamName::PeerId { long } => {
+                if !long {
+                    cx.deviate(Deviation::ShortIdParam, name);
+                }
+                params.peer_id = Some(id_value(cx, value, name)?);
             }
-            params.peer_id = Some(id_value(cx, value, name)?);
-        } else if names_match(name, &RESOURCE_ID_NAMES) && params.resource_id.is_none() {
-            if name != RESOURCE_ID_NAMES[0] {
-                cx.deviate(Deviation::ShortIdParam, name);
+            ParamName::ResourceId { long } => {
+                if !long {
+                    cx.deviate(Deviation::ShortIdParam, name);
+                }
+                params.resource_id = Some(id_value(cx, value, name)?);
             }
-            params.resource_id = Some(id_value(cx, value, name)?);
-        } else if name.eq_ignore_ascii_case(b"replica") && params.replica.is_none() {
-            let v = value.ok_or(name)?;
-            let (r, n) = lex::number_max(v, u32::MAX).map_err(|_| v)?;
-            if !r.is_empty() {
-                return Err(r);
+            ParamName::Replica => {
+                let v = value.ok_or(name)?;
+                let (r, n) = lex::number_max(v, u32::MAX).map_err(|_| v)?;
+                if !r.is_empty() {
+                    return Err(r);
+                }
+                params.replica = Some(n);
             }
-            params.replica = Some(n);
-        } else if name.eq_ignore_ascii_case(b"transport") && params.transport.is_none() {
-            params.transport = Some(lex::text(value.ok_or(name)?));
-        } else if name.eq_ignore_ascii_case(b"user") && params.user.is_none() {
-            params.user = Some(lex::text(value.ok_or(name)?));
-        } else if name.eq_ignore_ascii_case(b"lr") && !params.lr && value.is_none() {
-            params.lr = true;
-        } else {
-            other.push(cx.base, whole);
+            ParamName::Transport => params.transport = Some(cx.text(value.ok_or(name)?)),
+            ParamName::User => params.user = Some(cx.text(value.ok_or(name)?)),
+            ParamName::Lr if value.is_none() => params.lr = true,
+            ParamName::Lr | ParamName::Other => other.push(cx.base, whole),
         }
     }
-    params.other = other.finish();
-    Ok((i, params))
+    if !other.is_empty() {
+        params.other = other.finish(cx);
+    }
+    Ok(i)
+}
+
+/// The ID at the start of a parameter value when the value is exactly 40
+/// hex digits.
+#[inline]
+fn hex_id_value(v: &[u8]) -> Option<(Id, HexCase)> {
+    let digits = v.get(..40)?;
+    if v.get(40).is_some_and(|b| PARAMCHAR[*b as usize]) {
+        return None;
+    }
+    Id::parse_hex(digits).ok()
 }
 
 /// An ID parameter's value: 40 hex digits (ID-1).
@@ -291,10 +522,14 @@ impl<'a> Other<'a> {
         }
     }
 
-    pub(crate) fn finish(self) -> Cow<'a, str> {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.borrowed.is_none() && self.owned.is_none()
+    }
+
+    pub(crate) fn finish(self, cx: &Cx<'a>) -> Cow<'a, str> {
         match (self.owned, self.borrowed) {
             (Some(s), _) => Cow::Owned(s),
-            (None, Some(b)) => lex::text(b),
+            (None, Some(b)) => cx.text(b),
             (None, None) => Cow::Borrowed(""),
         }
     }
@@ -385,6 +620,59 @@ mod tests {
         let (u, _, _) = parse("tel:+1-201-555-0123", Place::Angle);
         assert_eq!(u.scheme, Scheme::Other(Cow::Borrowed("tel")));
         assert_eq!(u.opaque.as_deref(), Some("+1-201-555-0123"));
+    }
+
+    #[test]
+    fn ipv4_reads_what_std_reads() {
+        // Every string of up to 8 characters over digits and dots, and
+        // longer ones built from parts of one to four digits.
+        let alphabet = b"0123456789.";
+        let mut texts: Vec<Vec<u8>> = vec![vec![]];
+        let mut layer: Vec<Vec<u8>> = vec![vec![]];
+        for _ in 0..6 {
+            let mut next = vec![];
+            for t in &layer {
+                for c in alphabet {
+                    let mut t = t.clone();
+                    t.push(*c);
+                    next.push(t);
+                }
+            }
+            texts.extend(next.iter().cloned());
+            layer = next;
+        }
+        let parts = [
+            "0", "00", "1", "01", "9", "10", "99", "100", "199", "255", "256", "300", "999",
+            "1000", "0255",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in ["0", "1", "255", "256", "01"] {
+                    for d in parts {
+                        texts.push(format!("{a}.{b}.{c}.{d}").into_bytes());
+                        texts.push(format!("{a}.{b}.{c}.{d}.").into_bytes());
+                        texts.push(format!("{a}.{b}.{c}.{d}x").into_bytes());
+                        texts.push(format!("{a}.{b}.{c}").into_bytes());
+                    }
+                }
+            }
+        }
+        for t in &texts {
+            let std = std::str::from_utf8(t).unwrap().parse::<Ipv4Addr>().ok();
+            assert_eq!(ipv4_address(t), std, "{}", String::from_utf8_lossy(t));
+            let cx = Cx::new(t, Profile::DsipChord);
+            if let Ok((rest, host)) = host(&cx, t) {
+                // A host is an address exactly when its whole name is one.
+                let name = &t[..t.len() - rest.len()];
+                let std = std::str::from_utf8(name).unwrap().parse::<Ipv4Addr>().ok();
+                assert_eq!(
+                    matches!(host, Host::V4(_)),
+                    std.is_some(),
+                    "{}",
+                    String::from_utf8_lossy(t)
+                );
+            }
+        }
     }
 
     #[test]
