@@ -182,7 +182,12 @@ pub struct Plan {
 
 impl Args {
     pub fn plan(self) -> Result<Plan, String> {
-        if self.overlay.is_empty() || self.overlay.bytes().any(|b| !b.is_ascii_graphic() || b == b';') {
+        if self.overlay.is_empty()
+            || self
+                .overlay
+                .bytes()
+                .any(|b| !b.is_ascii_graphic() || b == b';')
+        {
             return Err(format!("--overlay {:?} is not a token", self.overlay));
         }
         if self.count > 1 && self.advertise.0.is_some() {
@@ -209,7 +214,8 @@ impl Args {
         config.faults = faults;
         let mut nodes = Vec::with_capacity(self.count as usize);
         for i in 0..self.count {
-            let ip = nth_ip(self.listen.ip(), i).ok_or("--count runs past the end of the address space")?;
+            let ip = nth_ip(self.listen.ip(), i)
+                .ok_or("--count runs past the end of the address space")?;
             let bootstrap = match (self.bootstrap.0, i) {
                 (Some(b), _) => Bootstrap::Addr(b),
                 (None, 0) => Bootstrap::None,
@@ -235,7 +241,9 @@ impl Args {
 fn nth_ip(ip: IpAddr, n: u32) -> Option<IpAddr> {
     match ip {
         IpAddr::V4(a) => u32::from(a).checked_add(n).map(|x| IpAddr::V4(x.into())),
-        IpAddr::V6(a) => u128::from(a).checked_add(u128::from(n)).map(|x| IpAddr::V6(x.into())),
+        IpAddr::V6(a) => u128::from(a)
+            .checked_add(u128::from(n))
+            .map(|x| IpAddr::V6(x.into())),
     }
 }
 
@@ -258,16 +266,40 @@ mod tests {
     #[test]
     fn iut_template_flags() {
         let p = plan(&[
-            "--listen", "127.0.0.1:0", "--bootstrap", "", "--overlay", "o1", "--stabilize-ms", "1000",
-            "--fix-fingers-ms", "1000", "--keepalive-ms", "1000", "--t1-ms", "100", "--expires-s", "30",
-            "--replicas", "2", "--successors", "4", "--data-dir", "/tmp/x", "--advertise", "127.0.0.1:5060",
+            "--listen",
+            "127.0.0.1:0",
+            "--bootstrap",
+            "",
+            "--overlay",
+            "o1",
+            "--stabilize-ms",
+            "1000",
+            "--fix-fingers-ms",
+            "1000",
+            "--keepalive-ms",
+            "1000",
+            "--t1-ms",
+            "100",
+            "--expires-s",
+            "30",
+            "--replicas",
+            "2",
+            "--successors",
+            "4",
+            "--data-dir",
+            "/tmp/x",
+            "--advertise",
+            "127.0.0.1:5060",
         ])
         .unwrap();
         assert_eq!(p.nodes.len(), 1);
         assert_eq!(p.nodes[0].bootstrap, Bootstrap::None);
         assert_eq!(p.config.t1, Duration::from_millis(100));
         assert_eq!(p.config.overlay, "o1");
-        assert_eq!(p.nodes[0].advertise, Some("127.0.0.1:5060".parse().unwrap()));
+        assert_eq!(
+            p.nodes[0].advertise,
+            Some("127.0.0.1:5060".parse().unwrap())
+        );
     }
 
     #[test]
@@ -291,8 +323,19 @@ mod tests {
     #[test]
     fn unknown_fault_lists_the_valid_ones() {
         let e = plan(&["--listen", "127.0.0.1:0", "--fault", "bogus"]).unwrap_err();
-        assert!(e.contains("replica-successor") && e.contains("query-mutates"), "{e}");
-        let p = plan(&["--listen", "127.0.0.1:0", "--fault", "no-leave", "--fault", "upper-hex"]).unwrap();
+        assert!(
+            e.contains("replica-successor") && e.contains("query-mutates"),
+            "{e}"
+        );
+        let p = plan(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--fault",
+            "no-leave",
+            "--fault",
+            "upper-hex",
+        ])
+        .unwrap();
         assert!(p.config.faults.has(Fault::NoLeave) && p.config.faults.has(Fault::UpperHex));
     }
 
@@ -301,6 +344,16 @@ mod tests {
         assert!(plan(&["--listen", "nowhere"]).is_err());
         assert!(plan(&["--listen", "127.0.0.1:0", "--max-message", "100"]).is_err());
         assert!(plan(&["--listen", "127.0.0.1:0", "--bootstrap", "x:y"]).is_err());
-        assert!(plan(&["--listen", "127.0.0.1:0", "--count", "2", "--advertise", "1.2.3.4:5"]).is_err());
+        assert!(
+            plan(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--count",
+                "2",
+                "--advertise",
+                "1.2.3.4:5"
+            ])
+            .is_err()
+        );
     }
 }

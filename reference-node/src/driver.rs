@@ -84,7 +84,11 @@ pub struct Running {
 /// Starts the core on the bound sockets. `cfg.local` is set to the bound
 /// address. The task ends when the node has left (after `shutdown` turned
 /// true) or when its sockets fail.
-pub fn spawn(bound: Bound, mut cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Running, crate::ConfigError> {
+pub fn spawn(
+    bound: Bound,
+    mut cfg: Config,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Running, crate::ConfigError> {
     cfg.local = bound.addr;
     let epoch = Instant::now();
     let addr = bound.addr;
@@ -238,7 +242,9 @@ async fn read_conn(
                 Frame::BadContentLength { .. } => {
                     // The parser names the problem in a 400 (WIRE-7); the
                     // stream cannot be framed after it.
-                    let _ = to_node.send(FromConn::Message(from, std::mem::take(&mut buf))).await;
+                    let _ = to_node
+                        .send(FromConn::Message(from, std::mem::take(&mut buf)))
+                        .await;
                     break 'conn;
                 }
             }
@@ -263,9 +269,13 @@ async fn write_conn(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
 
 fn log_event(e: &Event) {
     match e {
-        Event::Joined { me, by } => tracing::info!(me = %me, by = ?by.map(|p| p.to_string()), "joined"),
+        Event::Joined { me, by } => {
+            tracing::info!(me = %me, by = ?by.map(|p| p.to_string()), "joined")
+        }
         Event::JoinFailed { reason } => tracing::warn!(reason, "join failed"),
-        Event::AddressChanged { old, new } => tracing::info!(old = %old, new = %new, "address changed"),
+        Event::AddressChanged { old, new } => {
+            tracing::info!(old = %old, new = %new, "address changed")
+        }
         Event::Left => tracing::info!("left"),
         // Predecessor/successor changes are logged by the core itself.
         other => tracing::debug!(event = ?other, "event"),

@@ -142,7 +142,13 @@ impl Net {
 
     /// Sends a datagram from `from` (typically a scripted peer) into the
     /// network.
-    pub fn inject(&mut self, from: SocketAddr, to: SocketAddr, transport: Transport, bytes: Vec<u8>) {
+    pub fn inject(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        transport: Transport,
+        bytes: Vec<u8>,
+    ) {
         self.enqueue(Datagram {
             at: self.now,
             from,

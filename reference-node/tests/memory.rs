@@ -42,7 +42,10 @@ fn addr(i: u32) -> SocketAddr {
 
 #[test]
 fn idle_nodes_take_a_few_kilobytes_each() {
-    let n: u32 = std::env::var("NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(if cfg!(debug_assertions) { 40 } else { 200 });
+    let n: u32 = std::env::var("NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) { 40 } else { 200 });
     let started = Instant::now();
     let before = LIVE.load(Ordering::Relaxed);
     let mut net = Net::new(Duration::from_millis(5));
@@ -56,12 +59,25 @@ fn idle_nodes_take_a_few_kilobytes_each() {
     // Long enough for the default intervals (60 s) to settle the ring.
     let settle = if cfg!(debug_assertions) { 10 } else { 20 };
     net.run_for(Duration::from_secs(settle * 60));
-    assert!(net.live().iter().all(|i| net.node(*i).phase() == PhaseKind::Member));
+    assert!(
+        net.live()
+            .iter()
+            .all(|i| net.node(*i).phase() == PhaseKind::Member)
+    );
     // Idle: what dropping the nodes frees is what they held on the heap;
     // their structs sit inline in the network's vector.
-    let approx: usize = net.live().iter().map(|i| net.node(*i).memory()).sum::<usize>() / n as usize;
+    let approx: usize = net
+        .live()
+        .iter()
+        .map(|i| net.node(*i).memory())
+        .sum::<usize>()
+        / n as usize;
     let s = net.node(n as usize / 2).snapshot();
-    let big = net.live().into_iter().max_by_key(|i| net.node(*i).memory()).unwrap();
+    let big = net
+        .live()
+        .into_iter()
+        .max_by_key(|i| net.node(*i).memory())
+        .unwrap();
     eprintln!("largest: {:?}", net.node(big).memory_parts());
     let held = LIVE.load(Ordering::Relaxed);
     for i in 0..n as usize {

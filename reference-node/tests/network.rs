@@ -24,8 +24,20 @@ const BIN: &str = env!("CARGO_BIN_EXE_p2psip-node");
 
 /// Fast timers: T = 150 ms, T1 = 50 ms (Timer F = 3.2 s).
 const FAST: &[&str] = &[
-    "--overlay", "itest", "--stabilize-ms", "150", "--fix-fingers-ms", "150", "--keepalive-ms", "1000",
-    "--t1-ms", "50", "--expires-s", "60", "--peer-expires-s", "30",
+    "--overlay",
+    "itest",
+    "--stabilize-ms",
+    "150",
+    "--fix-fingers-ms",
+    "150",
+    "--keepalive-ms",
+    "1000",
+    "--t1-ms",
+    "50",
+    "--expires-s",
+    "60",
+    "--peer-expires-s",
+    "30",
 ];
 
 /// 127.<per process>.<per test>.<n>: tests never share an address.
@@ -41,19 +53,34 @@ struct Proc {
 }
 
 impl Proc {
-    fn start(test: u8, n: u8, bootstrap: Option<SocketAddr>, extra: &[&str]) -> mpsc::Receiver<Result<Proc, String>> {
+    fn start(
+        test: u8,
+        n: u8,
+        bootstrap: Option<SocketAddr>,
+        extra: &[&str],
+    ) -> mpsc::Receiver<Result<Proc, String>> {
         let (tx, rx) = mpsc::channel();
         let listen = format!("{}:0", ip(test, n));
-        let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("node-{}-{test}-{n}.log", std::process::id()));
+        let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("node-{}-{test}-{n}.log", std::process::id()));
         let mut cmd = Command::new(BIN);
-        cmd.args(["--listen", &listen, "--bootstrap", &bootstrap.map(|b| b.to_string()).unwrap_or_default()])
-            .args(FAST)
-            .args(extra)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).map(Stdio::from).unwrap_or(Stdio::null()))
-            .process_group(0);
+        cmd.args([
+            "--listen",
+            &listen,
+            "--bootstrap",
+            &bootstrap.map(|b| b.to_string()).unwrap_or_default(),
+        ])
+        .args(FAST)
+        .args(extra)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::File::create(&log)
+                .map(Stdio::from)
+                .unwrap_or(Stdio::null()),
+        )
+        .process_group(0);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -65,15 +92,13 @@ impl Proc {
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let first = lines.next();
-            let parsed = first
-                .and_then(Result::ok)
-                .and_then(|l| {
-                    let mut w = l.split_whitespace();
-                    (w.next() == Some("ready")).then_some(())?;
-                    let addr: SocketAddr = w.next()?.parse().ok()?;
-                    let id: Id = w.next()?.parse().ok()?;
-                    Some((addr, id))
-                });
+            let parsed = first.and_then(Result::ok).and_then(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some("ready")).then_some(())?;
+                let addr: SocketAddr = w.next()?.parse().ok()?;
+                let id: Id = w.next()?.parse().ok()?;
+                Some((addr, id))
+            });
             let msg = match parsed {
                 Some((addr, id)) => Ok(Proc { child, addr, id }),
                 None => {
@@ -110,7 +135,11 @@ impl Proc {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < until, "node {} did not exit within {deadline:?}", self.addr);
+            assert!(
+                Instant::now() < until,
+                "node {} did not exit within {deadline:?}",
+                self.addr
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -146,12 +175,23 @@ impl Client {
 
     fn txn(&mut self) -> Txn {
         self.n += 1;
-        Txn::udp(&format!("z9hG4bKitest{}", self.n), &format!("c{}", self.n), "t", self.n, self.addr())
+        Txn::udp(
+            &format!("z9hG4bKitest{}", self.n),
+            &format!("c{}", self.n),
+            "t",
+            self.n,
+            self.addr(),
+        )
     }
 
     /// Sends `msg` to `to` and returns the final response (None at the
     /// deadline).
-    fn ask(&mut self, to: SocketAddr, msg: &Message<'_>, deadline: Duration) -> Option<Message<'static>> {
+    fn ask(
+        &mut self,
+        to: SocketAddr,
+        msg: &Message<'_>,
+        deadline: Duration,
+    ) -> Option<Message<'static>> {
         let branch = msg.top_via()?.branch.clone()?.into_owned();
         let bytes = print(msg);
         let until = Instant::now() + deadline;
@@ -160,10 +200,17 @@ impl Client {
             let _ = self.sock.send_to(&bytes, to);
             let resend = Instant::now() + Duration::from_millis(200);
             while Instant::now() < resend.min(until) {
-                let left = resend.min(until).saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+                let left = resend
+                    .min(until)
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1));
                 self.sock.set_read_timeout(Some(left)).unwrap();
-                let Ok((n, _)) = self.sock.recv_from(&mut buf) else { continue };
-                let Ok(p) = parse(&buf[..n], ParseOptions::lenient()) else { continue };
+                let Ok((n, _)) = self.sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(p) = parse(&buf[..n], ParseOptions::lenient()) else {
+                    continue;
+                };
                 let m = p.message;
                 let ours = m.top_via().and_then(|v| v.branch.as_deref()) == Some(branch.as_str());
                 if ours && m.status().is_some_and(|c| c >= 200) {
@@ -181,7 +228,12 @@ impl Client {
         self.ask(p.addr, &q, Duration::from_secs(2))
     }
 
-    fn lookup(&mut self, at: SocketAddr, aor: &p2psip_wire::Uri<'_>, replica: Option<u32>) -> Option<Message<'static>> {
+    fn lookup(
+        &mut self,
+        at: SocketAddr,
+        aor: &p2psip_wire::Uri<'_>,
+        replica: Option<u32>,
+    ) -> Option<Message<'static>> {
         let t = self.txn();
         let q = build::lookup(&self.me, at, &t, aor, replica);
         self.ask(at, &q, Duration::from_secs(2))
@@ -228,7 +280,10 @@ fn wait_converged(client: &mut Client, nodes: &[&Proc], deadline: Duration) {
         if diff.is_empty() {
             return;
         }
-        assert!(Instant::now() < until, "not converged after {deadline:?}: {diff:#?}");
+        assert!(
+            Instant::now() < until,
+            "not converged after {deadline:?}: {diff:#?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -238,7 +293,10 @@ fn uri(text: &str) -> p2psip_wire::Uri<'static> {
         "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKu\r\nMax-Forwards: 1\r\nFrom: <sip:a@b>;tag=1\r\n\
 To: <{text}>\r\nCall-ID: u\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     );
-    let p = parse(m.as_bytes(), ParseOptions::lenient()).unwrap().message.into_owned();
+    let p = parse(m.as_bytes(), ParseOptions::lenient())
+        .unwrap()
+        .message
+        .into_owned();
     p.to().unwrap().addr.uri.clone()
 }
 
@@ -252,12 +310,22 @@ CSeq: {n} REGISTER\r\nContact: <sip:{user}@{c}>\r\nExpires: 60\r\nContent-Length
         c = client.addr(),
         n = client.n
     );
-    let m = parse(text.as_bytes(), ParseOptions::lenient()).unwrap().message.into_owned();
+    let m = parse(text.as_bytes(), ParseOptions::lenient())
+        .unwrap()
+        .message
+        .into_owned();
     client.ask(to, &m, Duration::from_secs(5))
 }
 
 /// Polls a lookup at `at` until it answers 200 with `contact`.
-fn wait_found(client: &mut Client, at: SocketAddr, aor: &p2psip_wire::Uri<'_>, replica: Option<u32>, contact: &str, deadline: Duration) {
+fn wait_found(
+    client: &mut Client,
+    at: SocketAddr,
+    aor: &p2psip_wire::Uri<'_>,
+    replica: Option<u32>,
+    contact: &str,
+    deadline: Duration,
+) {
     let until = Instant::now() + deadline;
     loop {
         let m = client.lookup(at, aor, replica);
@@ -281,13 +349,19 @@ fn sixteen_processes_converge_register_and_survive_a_failure() {
     const TEST: u8 = 1;
     let first = Proc::wait_ready(Proc::start(TEST, 1, None, &[]));
     let boot = first.addr;
-    let pending: Vec<_> = (2..=16).map(|n| Proc::start(TEST, n, Some(boot), &[])).collect();
+    let pending: Vec<_> = (2..=16)
+        .map(|n| Proc::start(TEST, n, Some(boot), &[]))
+        .collect();
     let mut nodes: Vec<Proc> = vec![first];
     nodes.extend(pending.into_iter().map(Proc::wait_ready));
     let mut client = Client::new(TEST);
 
     // STAB-5: the ideal ring, seen on the wire.
-    wait_converged(&mut client, &nodes.iter().collect::<Vec<_>>(), Duration::from_secs(20));
+    wait_converged(
+        &mut client,
+        &nodes.iter().collect::<Vec<_>>(),
+        Duration::from_secs(20),
+    );
 
     // RES-4 / REPL-1: an AOR whose replica-1 holder is a node of its own.
     let ring = Ring::new(nodes.iter().map(|p| p.id));
@@ -316,7 +390,14 @@ fn sixteen_processes_converge_register_and_survive_a_failure() {
     let keys = [resource_id(&aor), replica_id(&aor, 1), replica_id(&aor, 2)];
     for (n, k) in keys.iter().enumerate() {
         let replica = (n > 0).then_some(n as u32);
-        wait_found(&mut client, holder(&nodes, &ring, k), &aor, replica, &contact, Duration::from_secs(5));
+        wait_found(
+            &mut client,
+            holder(&nodes, &ring, k),
+            &aor,
+            replica,
+            &contact,
+            Duration::from_secs(5),
+        );
     }
 
     // REPL-5: the replica-1 holder dies; the copy reappears at the new one.
@@ -326,8 +407,19 @@ fn sixteen_processes_converge_register_and_survive_a_failure() {
     drop(dead); // SIGKILL to its process group
     let ring = Ring::new(nodes.iter().map(|p| p.id));
     // refresh (150 ms) + T (150 ms) + Timer F (3.2 s), with room for a loaded machine.
-    wait_found(&mut client, holder(&nodes, &ring, &keys[1]), &aor, Some(1), &contact, Duration::from_secs(12));
-    wait_converged(&mut client, &nodes.iter().collect::<Vec<_>>(), Duration::from_secs(20));
+    wait_found(
+        &mut client,
+        holder(&nodes, &ring, &keys[1]),
+        &aor,
+        Some(1),
+        &contact,
+        Duration::from_secs(12),
+    );
+    wait_converged(
+        &mut client,
+        &nodes.iter().collect::<Vec<_>>(),
+        Duration::from_secs(20),
+    );
 
     // LEAVE-1 on SIGTERM: every node exits 0, promptly.
     for p in nodes {
@@ -347,7 +439,12 @@ fn wire_9_tcp_framing_keepalives_and_size_limit() {
     let mut options = |n: u32| {
         let mut t = client.txn().over(p2psip_wire::Transport::Tcp);
         t.branch = format!("z9hG4bKtcp{n}");
-        print(&build::options(Some(&client.me), node.addr, &t, build::peer_uri(&client.me.peer)))
+        print(&build::options(
+            Some(&client.me),
+            node.addr,
+            &t,
+            build::peer_uri(&client.me.peer),
+        ))
     };
     // Two messages in one segment, then one split over many, then a ping.
     let mut bytes = options(1);
@@ -395,7 +492,9 @@ fn wire_9_tcp_framing_keepalives_and_size_limit() {
     s.write_all(&big).unwrap();
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
-    let m = parse(&rest, ParseOptions::lenient()).expect("a response").message;
+    let m = parse(&rest, ParseOptions::lenient())
+        .expect("a response")
+        .message;
     assert_eq!(m.status(), Some(513));
     assert!(node.stop(Duration::from_secs(10)).success());
 }
@@ -422,7 +521,9 @@ fn count_runs_several_nodes_in_one_process() {
     });
     let mut peers = Vec::new();
     for _ in 0..3 {
-        let l = rx.recv_timeout(Duration::from_secs(10)).expect("three ready lines");
+        let l = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("three ready lines");
         let w: Vec<&str> = l.split_whitespace().collect();
         assert_eq!(w[0], "ready");
         let addr: SocketAddr = w[1].parse().unwrap();
@@ -471,10 +572,20 @@ fn unknown_fault_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bogus") && err.contains("replica-successor") && err.contains("no-leave"), "{err}");
+    assert!(
+        err.contains("bogus") && err.contains("replica-successor") && err.contains("no-leave"),
+        "{err}"
+    );
     let help = Command::new(BIN).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--listen", "--bootstrap", "--advertise", "--fault", "--count", "ready <ip:port> <peer-id>"] {
+    for flag in [
+        "--listen",
+        "--bootstrap",
+        "--advertise",
+        "--fault",
+        "--count",
+        "ready <ip:port> <peer-id>",
+    ] {
         assert!(help.contains(flag), "--help mentions {flag}");
     }
 }

@@ -41,7 +41,7 @@ struct Reg {
 enum Origin {
     /// A user agent's REGISTER, answered when the operation ends.
     Ua {
-        req: Message<'static>,
+        req: Box<Message<'static>>,
         from: SocketAddr,
         transport: Transport,
         key: u64,
@@ -97,7 +97,11 @@ impl Adapter {
     pub fn memory(&self) -> usize {
         self.regs.capacity() * std::mem::size_of::<Reg>()
             + self.ops.capacity() * std::mem::size_of::<Op>()
-            + self.regs.iter().map(|r| r.bindings.len() * 256).sum::<usize>()
+            + self
+                .regs
+                .iter()
+                .map(|r| r.bindings.len() * 256)
+                .sum::<usize>()
     }
 
     fn reg_mut(&mut self, aor: &Uri<'_>) -> Option<&mut Reg> {
@@ -137,7 +141,7 @@ impl Node {
         // TXN-2: retransmissions are absorbed until the answer is ready.
         self.server.open(req.key, self.now + self.cfg.timer_f() * 4);
         let origin = Origin::Ua {
-            req: req.msg.clone().into_owned(),
+            req: Box::new(req.msg.clone().into_owned()),
             from: req.from,
             transport: req.transport,
             key: req.key,
@@ -147,7 +151,9 @@ impl Node {
 
     pub(super) fn command_register(&mut self, aor: &str, contact: &str, expires: u32) {
         match command_message(aor, Some((contact, expires))) {
-            Some(msg) if matches!(self.phase, Phase::Member(_)) => self.adapter_start(msg, Origin::Command),
+            Some(msg) if matches!(self.phase, Phase::Member(_)) => {
+                self.adapter_start(msg, Origin::Command)
+            }
             _ => self.event(Event::Registered {
                 aor: aor.to_owned(),
                 status: 503,
@@ -157,7 +163,9 @@ impl Node {
 
     pub(super) fn command_lookup(&mut self, aor: &str) {
         match command_message(aor, None) {
-            Some(msg) if matches!(self.phase, Phase::Member(_)) => self.adapter_start(msg, Origin::Command),
+            Some(msg) if matches!(self.phase, Phase::Member(_)) => {
+                self.adapter_start(msg, Origin::Command)
+            }
             _ => self.event(Event::LookedUp {
                 aor: aor.to_owned(),
                 status: 503,
@@ -193,7 +201,8 @@ impl Node {
             return;
         }
         // RES-4 / REPL-1: the UA's Contacts go to every copy as sent.
-        let contacts: Vec<ContactAddr<'static>> = msg.contact_addrs().map(contact_as_sent).collect();
+        let contacts: Vec<ContactAddr<'static>> =
+            msg.contact_addrs().map(contact_as_sent).collect();
         let expires = msg.expires().unwrap_or(self.cfg.expires);
         // One Call-ID per registration; the Reg itself appears once the
         // primary holder confirmed it.
@@ -208,7 +217,14 @@ impl Node {
             kind: OpKind::Register,
         });
         for copy in 0..copies {
-            self.place_copy(&aor, copy, contacts.clone(), expires, &call_id, (copy == 0).then_some(id));
+            self.place_copy(
+                &aor,
+                copy,
+                contacts.clone(),
+                expires,
+                &call_id,
+                (copy == 0).then_some(id),
+            );
         }
     }
 
@@ -311,9 +327,19 @@ impl Node {
 
     /// REPL-4: one copy answered; with all in, the majority wins.
     pub(super) fn on_fetch_done(&mut self, op: u64, copy: u32, answer: Option<Answer>) {
-        let Some(o) = self.adapter.ops.iter_mut().find(|o| o.id == op) else { return };
-        let OpKind::Fetch { answers } = &mut o.kind else { return };
-        let got = answer.map(|a| if a.code == 200 { a.contacts } else { Vec::new() });
+        let Some(o) = self.adapter.ops.iter_mut().find(|o| o.id == op) else {
+            return;
+        };
+        let OpKind::Fetch { answers } = &mut o.kind else {
+            return;
+        };
+        let got = answer.map(|a| {
+            if a.code == 200 {
+                a.contacts
+            } else {
+                Vec::new()
+            }
+        });
         if let Some(slot) = answers.get_mut(copy as usize) {
             *slot = Some(got);
         }
@@ -356,7 +382,9 @@ impl Node {
     }
 
     fn finish_op(&mut self, op: u64, code: u16, contacts: Vec<ContactAddr<'static>>) {
-        let Some(at) = self.adapter.ops.iter().position(|o| o.id == op) else { return };
+        let Some(at) = self.adapter.ops.iter().position(|o| o.id == op) else {
+            return;
+        };
         let o = self.adapter.ops.swap_remove(at);
         match o.origin {
             Origin::Ua {
@@ -372,7 +400,9 @@ impl Node {
                     key,
                 };
                 let reason = match code {
-                    500 if matches!(o.kind, OpKind::Fetch { .. }) => "Server Internal Error (copies disagree or unreachable)",
+                    500 if matches!(o.kind, OpKind::Fetch { .. }) => {
+                        "Server Internal Error (copies disagree or unreachable)"
+                    }
                     500 => "Server Internal Error (overlay registration failed)",
                     c => reason_phrase(c),
                 };

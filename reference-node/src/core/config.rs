@@ -121,10 +121,19 @@ impl Config {
         if self.local.port() == 0 {
             return Err(ConfigError::UnboundPort);
         }
-        if self.overlay.is_empty() || self.overlay.bytes().any(|b| !b.is_ascii_graphic() || b == b';') {
+        if self.overlay.is_empty()
+            || self
+                .overlay
+                .bytes()
+                .any(|b| !b.is_ascii_graphic() || b == b';')
+        {
             return Err(ConfigError::Overlay);
         }
-        if self.t1.is_zero() || self.stabilize.is_zero() || self.fix_fingers.is_zero() || self.keepalive.is_zero() {
+        if self.t1.is_zero()
+            || self.stabilize.is_zero()
+            || self.fix_fingers.is_zero()
+            || self.keepalive.is_zero()
+        {
             return Err(ConfigError::ZeroInterval);
         }
         if self.successors == 0 || self.successors > 32 {
@@ -307,7 +316,10 @@ mod tests {
             assert_eq!(f.name().parse::<Fault>(), Ok(*f));
         }
         let err = "nope".parse::<Fault>().unwrap_err().to_string();
-        assert!(err.contains("replica-successor") && err.contains("query-mutates"), "{err}");
+        assert!(
+            err.contains("replica-successor") && err.contains("query-mutates"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ Order of the checks for a request (each answers and stops):
 use std::net::SocketAddr;
 
 use p2psip_wire::{
-    Class, ErrorKind, Id, Message, Method, ParseError, ParseOptions, Peer, Transport, parse, peer_id,
+    Class, ErrorKind, Id, Message, Method, ParseError, ParseOptions, Peer, Transport, parse,
+    peer_id,
 };
 
 use super::ids::{branch_number, fnv64};
@@ -115,7 +116,13 @@ impl Node {
     }
 
     /// WIRE-7: `400` with a reason naming the problem, or nothing.
-    fn on_malformed(&mut self, bytes: &[u8], e: ParseError, from: SocketAddr, transport: Transport) {
+    fn on_malformed(
+        &mut self,
+        bytes: &[u8],
+        e: ParseError,
+        from: SocketAddr,
+        transport: Transport,
+    ) {
         if e.kind == ErrorKind::TooLarge {
             self.on_too_large(from, transport, bytes);
             return;
@@ -141,7 +148,10 @@ impl Node {
         if *method == Method::Ack {
             return;
         }
-        let branch = msg.top_via().and_then(|v| v.branch.as_deref()).unwrap_or("");
+        let branch = msg
+            .top_via()
+            .and_then(|v| v.branch.as_deref())
+            .unwrap_or("");
         let (ip, port) = addr_bytes(from);
         let key = fnv64(&[branch.as_bytes(), method.as_str().as_bytes(), &ip, &port]);
         match self.server.seen(key) {
@@ -217,10 +227,9 @@ impl Node {
             return Some("Not Acceptable Here (unknown overlay)");
         }
         // WIRE-6: the legacy token is tolerated (the parser warns).
-        let dht_ok = d
-            .dht
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("Chord1.0") || t.eq_ignore_ascii_case("ChordIter1.0"));
+        let dht_ok = d.dht.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("Chord1.0") || t.eq_ignore_ascii_case("ChordIter1.0")
+        });
         if !dht_ok {
             return Some("Not Acceptable Here (unknown dht)");
         }
@@ -241,7 +250,12 @@ impl Node {
         let sender = req.sender();
         if class.changes_state() {
             let Some(named) = sender else {
-                let r = self.p2p_response(req, 400, "Bad Request (DHT-PeerID names no IP address)", false);
+                let r = self.p2p_response(
+                    req,
+                    400,
+                    "Bad Request (DHT-PeerID names no IP address)",
+                    false,
+                );
                 self.send_response(req, r, true);
                 return;
             };
@@ -318,7 +332,10 @@ impl Node {
         // the address we asked and its ID is the one of that address.
         let responder = msg
             .sender_peer()
-            .map(|p| Peer { id: p.id, addr: from })
+            .map(|p| Peer {
+                id: p.id,
+                addr: from,
+            })
             .filter(|p| from == txn.to && p.id == peer_id(from.ip(), from.port()));
         if let Some(r) = responder {
             let (now, life) = (self.now, Node::lifetime_of(msg));

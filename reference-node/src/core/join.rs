@@ -36,7 +36,10 @@ pub(super) fn estimate_log2(msg: &Message<'_>) -> u32 {
     let Some(responder) = msg.sender_peer() else {
         return 1;
     };
-    let ids: Vec<Id> = reported(msg, LinkKind::S).iter().map(|(p, _)| p.id).collect();
+    let ids: Vec<Id> = reported(msg, LinkKind::S)
+        .iter()
+        .map(|(p, _)| p.id)
+        .collect();
     log2_size(&responder.id, &ids)
 }
 
@@ -65,7 +68,12 @@ impl Node {
     /// Starts joining through `via`: OPTIONS first to learn the observed
     /// address when `probe` (JOIN-10), then the join REGISTER.
     pub(super) fn start_join(&mut self, via: SocketAddr, probe: bool) {
-        for t in [Timer::Stabilize, Timer::FixFingers, Timer::Keepalive, Timer::Leave] {
+        for t in [
+            Timer::Stabilize,
+            Timer::FixFingers,
+            Timer::Keepalive,
+            Timer::Leave,
+        ] {
             self.timers.stop(t);
         }
         self.phase = Phase::Joining(Joining {
@@ -81,7 +89,9 @@ impl Node {
     }
 
     fn send_probe_to_bootstrap(&mut self) {
-        let Phase::Joining(j) = &mut self.phase else { return };
+        let Phase::Joining(j) = &mut self.phase else {
+            return;
+        };
         j.step = JoinStep::Probe;
         let via = j.via;
         tracing::info!(bootstrap = %via, "joining: OPTIONS to the bootstrap (JOIN-10)");
@@ -90,8 +100,16 @@ impl Node {
         });
     }
 
-    fn send_join_to(&mut self, target: SocketAddr, hops: u32, visited: Vec<SocketAddr>, log2n: u32) {
-        let Phase::Joining(j) = &mut self.phase else { return };
+    fn send_join_to(
+        &mut self,
+        target: SocketAddr,
+        hops: u32,
+        visited: Vec<SocketAddr>,
+        log2n: u32,
+    ) {
+        let Phase::Joining(j) = &mut self.phase else {
+            return;
+        };
         j.step = JoinStep::Register {
             hops,
             visited,
@@ -114,7 +132,9 @@ impl Node {
         ) {
             return;
         }
-        let Phase::Joining(j) = &self.phase else { return };
+        let Phase::Joining(j) = &self.phase else {
+            return;
+        };
         let via = j.via;
         match super::nat::observed_addr(msg) {
             Some(addr) => {
@@ -156,7 +176,12 @@ impl Node {
     }
 
     /// JOIN-2 / JOIN-6: follow a 302, or take the admitting peer's links.
-    pub(super) fn on_join_response(&mut self, msg: &Message<'_>, code: u16, responder: Option<Peer>) {
+    pub(super) fn on_join_response(
+        &mut self,
+        msg: &Message<'_>,
+        code: u16,
+        responder: Option<Peer>,
+    ) {
         let Phase::Joining(Joining {
             step:
                 JoinStep::Register {
@@ -255,7 +280,9 @@ impl Node {
 
     /// JOIN-2: give up this attempt, try again after a pause.
     pub(super) fn join_failed(&mut self, reason: &str) {
-        let Phase::Joining(j) = &mut self.phase else { return };
+        let Phase::Joining(j) = &mut self.phase else {
+            return;
+        };
         j.step = JoinStep::Backoff;
         j.attempts += 1;
         let pause = self
@@ -271,7 +298,9 @@ impl Node {
     }
 
     pub(super) fn on_join_timer(&mut self) {
-        let Phase::Joining(j) = &self.phase else { return };
+        let Phase::Joining(j) = &self.phase else {
+            return;
+        };
         match j.step {
             JoinStep::Backoff => self.send_probe_to_bootstrap(),
             // No STUN answer: join with the address we have.
@@ -369,7 +398,14 @@ impl Node {
         true
     }
 
-    pub(super) fn on_transfer_done(&mut self, key: Id, to: Peer, delete: bool, leaving: bool, ok: bool) {
+    pub(super) fn on_transfer_done(
+        &mut self,
+        key: Id,
+        to: Peer,
+        delete: bool,
+        leaving: bool,
+        ok: bool,
+    ) {
         if ok && delete {
             // Still ours after all (the joiner left meanwhile)? Keep it.
             let ours = matches!(self.phase, Phase::Member(_))

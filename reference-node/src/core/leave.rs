@@ -17,7 +17,9 @@ impl Node {
     /// How long each leave stage may wait for answers: enough for a few
     /// retransmissions, bounded so a stopping node stops.
     fn leave_stage_timeout(&self) -> Duration {
-        self.cfg.timer_f().min((self.cfg.t1 * 4).max(Duration::from_secs(1)))
+        self.cfg
+            .timer_f()
+            .min((self.cfg.t1 * 4).max(Duration::from_secs(1)))
     }
 
     /// LEAVE-1. `rejoin`: after leaving, join again through the first
@@ -75,7 +77,9 @@ impl Node {
     fn send_leaves(&mut self) {
         let now = self.now;
         let stale = self.faults().has(Fault::StaleLinks);
-        let Phase::Leaving(l) = &mut self.phase else { return };
+        let Phase::Leaving(l) = &mut self.phase else {
+            return;
+        };
         l.stage = LeaveStage::Leaves;
         let links: Vec<Link> = l
             .table
@@ -92,7 +96,9 @@ impl Node {
         l.outstanding = targets.len();
         for t in &targets {
             let to = t.addr;
-            self.send_request(to, None, Purpose::Leave, |me, txn| build::leave(me, to, txn, &links));
+            self.send_request(to, None, Purpose::Leave, |me, txn| {
+                build::leave(me, to, txn, &links)
+            });
         }
         let t = self.leave_stage_timeout();
         self.timers.set(Timer::Leave, self.now + t);

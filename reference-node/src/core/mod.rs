@@ -147,8 +147,14 @@ pub enum Event {
     Joined { me: Peer, by: Option<Peer> },
     /// A join attempt failed; the node tries again after a pause.
     JoinFailed { reason: String },
-    PredecessorChanged { old: Option<Peer>, new: Option<Peer> },
-    SuccessorChanged { old: Option<Peer>, new: Option<Peer> },
+    PredecessorChanged {
+        old: Option<Peer>,
+        new: Option<Peer>,
+    },
+    SuccessorChanged {
+        old: Option<Peer>,
+        new: Option<Peer>,
+    },
     /// The node's own address (and so its Peer-ID) changed (NAT-3, NAT-6).
     AddressChanged { old: Peer, new: Peer },
     /// A [`Command::Register`] ended with this status.
@@ -383,11 +389,16 @@ impl Node {
             announced: (None, None),
             cfg,
         };
-        match node.cfg.bootstrap.filter(|b| *b != node.cfg.local && *b != addr) {
+        match node
+            .cfg
+            .bootstrap
+            .filter(|b| *b != node.cfg.local && *b != addr)
+        {
             None => node.become_first(),
             Some(bootstrap) => node.start_join(bootstrap, true),
         }
-        node.timers.set(Timer::Refresh, now + node.cfg.refresh_interval());
+        node.timers
+            .set(Timer::Refresh, now + node.cfg.refresh_interval());
         Ok(node)
     }
 
@@ -599,7 +610,13 @@ impl Node {
     ) {
         let (number, branch) = self.ids.branch();
         let call = call_id.map_or_else(|| self.ids.call_id(), str::to_owned);
-        let txn = Txn::udp(&branch, &call, &self.ids.tag(), self.ids.next_cseq(), self.cfg.local);
+        let txn = Txn::udp(
+            &branch,
+            &call,
+            &self.ids.tag(),
+            self.ids.next_cseq(),
+            self.cfg.local,
+        );
         let msg = build(&self.me, &txn);
         let bytes = self.encode(&msg);
         tracing::debug!(

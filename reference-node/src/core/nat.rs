@@ -55,7 +55,8 @@ impl Node {
     }
 
     pub(super) fn set_identity(&mut self, addr: SocketAddr) {
-        self.me = Identity::new(Peer::at(addr), &self.cfg.overlay).with_expires(self.cfg.peer_expires);
+        self.me =
+            Identity::new(Peer::at(addr), &self.cfg.overlay).with_expires(self.cfg.peer_expires);
     }
 
     /// Every response to one of our requests shows how we were seen; two
@@ -65,7 +66,9 @@ impl Node {
         if matches!(purpose, Purpose::Bootstrap) || self.faults().has(Fault::IdFromPrivate) {
             return;
         }
-        let Some(addr) = observed_addr(msg) else { return };
+        let Some(addr) = observed_addr(msg) else {
+            return;
+        };
         if !matches!(self.phase, Phase::Member(_)) {
             return;
         }
@@ -128,7 +131,8 @@ impl Node {
             stun::Class::Request => {
                 let unknown = msg.unknown_comprehension_required();
                 let mut resp = if unknown.is_empty() {
-                    stun::Message::success_response(&msg).with(stun::Attribute::XorMappedAddress(from))
+                    stun::Message::success_response(&msg)
+                        .with(stun::Attribute::XorMappedAddress(from))
                 } else {
                     // RFC 5389 §7.3.1
                     stun::Message::error_response(&msg, 420, "Unknown Attribute")

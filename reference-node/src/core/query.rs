@@ -81,7 +81,10 @@ impl Node {
 }
 
 /// Adds Contact headers, one per binding.
-pub(super) fn push_contacts(m: &mut p2psip_wire::Message<'static>, contacts: &[p2psip_wire::ContactAddr<'static>]) {
+pub(super) fn push_contacts(
+    m: &mut p2psip_wire::Message<'static>,
+    contacts: &[p2psip_wire::ContactAddr<'static>],
+) {
     for c in contacts {
         m.push_header(Header::Contact(p2psip_wire::Contact::Addr(c.clone())));
     }

@@ -6,10 +6,10 @@ JOIN-9 and LEAVE-1 on the receiving side).
 use p2psip_wire::build::reason_phrase;
 use p2psip_wire::resource::key_of;
 
+use super::Node;
 use super::inbound::Req;
 use super::query::push_contacts;
 use super::store::StoreError;
-use super::Node;
 
 impl Node {
     /// RES-1: routed like a join; the responsible peer stores the bindings

@@ -18,7 +18,11 @@ impl Node {
     /// and, when asked for, `rport` (NAT-2). The To-tag is derived from
     /// the branch, so a response computed again is the same.
     pub(super) fn response(&self, req: &Req<'_, '_>, code: u16, reason: &str) -> Message<'static> {
-        let branch = req.msg.top_via().and_then(|v| v.branch.as_deref()).unwrap_or("");
+        let branch = req
+            .msg
+            .top_via()
+            .and_then(|v| v.branch.as_deref())
+            .unwrap_or("");
         let tag = format!("{:08x}", fnv64(&[branch.as_bytes(), b"to-tag"]) as u32);
         let mut m = build::response(req.msg, code, reason, req.from, &tag);
         if self.faults().has(Fault::IgnoreRport)
@@ -69,7 +73,8 @@ impl Node {
                 transport: req.transport,
                 bytes: bytes.clone().into_boxed_slice(),
             };
-            self.server.complete(req.key, reply, self.now + self.cfg.timer_f());
+            self.server
+                .complete(req.key, reply, self.now + self.cfg.timer_f());
         }
         self.out.push_back(Output::Transmit(Transmit {
             to,

@@ -144,17 +144,22 @@ impl Node {
             _ => None,
         };
         self.routes.list.push(route);
-        self.send_request(to, call_id.as_deref(), Purpose::Route { route: id }, |me, txn| match &msg {
-            RouteMsg::Query => build::query(me, to, txn, QueryKey::Key(key)),
-            RouteMsg::Register {
-                aor,
-                replica,
-                contacts,
-                expires,
-                ..
-            } => build::resource_register(me, to, txn, aor, *replica, contacts, *expires),
-            RouteMsg::Lookup { aor, replica } => build::lookup(me, to, txn, aor, *replica),
-        });
+        self.send_request(
+            to,
+            call_id.as_deref(),
+            Purpose::Route { route: id },
+            |me, txn| match &msg {
+                RouteMsg::Query => build::query(me, to, txn, QueryKey::Key(key)),
+                RouteMsg::Register {
+                    aor,
+                    replica,
+                    contacts,
+                    expires,
+                    ..
+                } => build::resource_register(me, to, txn, aor, *replica, contacts, *expires),
+                RouteMsg::Lookup { aor, replica } => build::lookup(me, to, txn, aor, *replica),
+            },
+        );
     }
 
     /// This peer is responsible: serve the request from its own store.
@@ -177,9 +182,14 @@ impl Node {
                 call_id,
             } => {
                 let txn = build::Txn::udp("z9hG4bKlocal", call_id, "local", u32::MAX, me.addr);
-                let req = build::resource_register(&self.me, me.addr, &txn, aor, *replica, contacts, *expires);
+                let req = build::resource_register(
+                    &self.me, me.addr, &txn, aor, *replica, contacts, *expires,
+                );
                 let default = self.cfg.expires;
-                match self.store.apply(route.key, aor, *replica, &req, now, default) {
+                match self
+                    .store
+                    .apply(route.key, aor, *replica, &req, now, default)
+                {
                     Ok(()) => Answer {
                         responder: me,
                         lifetime,
@@ -220,7 +230,9 @@ impl Node {
         responder: Option<Peer>,
         from: SocketAddr,
     ) {
-        let Some(mut route) = self.take_route(id) else { return };
+        let Some(mut route) = self.take_route(id) else {
+            return;
+        };
         match code {
             302 => {
                 let next = msg
@@ -262,7 +274,10 @@ impl Node {
                     responder: r,
                     lifetime: Node::lifetime_of(msg),
                     code,
-                    contacts: msg.contact_addrs().map(owned_contact_with_expires).collect(),
+                    contacts: msg
+                        .contact_addrs()
+                        .map(owned_contact_with_expires)
+                        .collect(),
                 });
                 self.route_done(route, answer);
             }
@@ -275,10 +290,15 @@ impl Node {
 
     /// A hop did not answer: forget it and start again from here.
     pub(super) fn on_route_timeout(&mut self, id: u32, to: SocketAddr) {
-        let Some(mut route) = self.take_route(id) else { return };
-        let dead = self
-            .table()
-            .and_then(|t| t.known().iter().find(|k| k.peer.addr == to).map(|k| k.peer.id));
+        let Some(mut route) = self.take_route(id) else {
+            return;
+        };
+        let dead = self.table().and_then(|t| {
+            t.known()
+                .iter()
+                .find(|k| k.peer.addr == to)
+                .map(|k| k.peer.id)
+        });
         if let Some(dead) = dead {
             self.fail_peer(dead);
         }

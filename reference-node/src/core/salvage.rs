@@ -12,7 +12,10 @@ use p2psip_wire::{Message, ParseOptions, parse};
 
 /// Is this (the start of) a response? Malformed responses are dropped.
 pub(super) fn is_response(bytes: &[u8]) -> bool {
-    let start = bytes.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(bytes.len());
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(bytes.len());
     bytes[start..].len() >= 4 && bytes[start..start + 4].eq_ignore_ascii_case(b"SIP/")
 }
 
@@ -20,12 +23,17 @@ pub(super) fn is_response(bytes: &[u8]) -> bool {
 /// be read.
 pub(super) fn request(bytes: &[u8]) -> Option<Message<'static>> {
     let text = String::from_utf8_lossy(bytes);
-    let head_end = text.find("\r\n\r\n").or_else(|| text.find("\n\n")).unwrap_or(text.len());
+    let head_end = text
+        .find("\r\n\r\n")
+        .or_else(|| text.find("\n\n"))
+        .unwrap_or(text.len());
     let lines = unfold(&text[..head_end]);
     let mut vias = Vec::new();
     let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
     for line in lines.iter().skip(1) {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let name = name.trim().to_ascii_lowercase();
         let value = value.trim();
         match name.as_str() {
@@ -43,7 +51,10 @@ pub(super) fn request(bytes: &[u8]) -> Option<Message<'static>> {
     let method = cseq
         .as_deref()
         .and_then(|c| c.split_whitespace().nth(1))
-        .filter(|m| m.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)))
+        .filter(|m| {
+            m.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+        })
         .unwrap_or("OPTIONS")
         .to_owned();
     let defaults = Fields {
@@ -129,7 +140,8 @@ mod tests {
 
     #[test]
     fn keeps_what_parses() {
-        let raw = b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport\r\n\
+        let raw =
+            b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport\r\n\
 From: <sip:a@b>;tag=1\r\nTo: <<<broken\r\nCall-ID: c1\r\nCSeq: 4 REGISTER\r\n\r\n";
         let m = request(raw).unwrap();
         assert_eq!(m.call_id(), Some("c1"));

@@ -61,13 +61,21 @@ impl Node {
         if busy {
             return;
         }
-        self.send_request(s1.addr, None, Purpose::Stabilize { succ: s1.id }, |me, txn| {
-            build::query(me, s1.addr, txn, QueryKey::Peer(s1))
-        });
+        self.send_request(
+            s1.addr,
+            None,
+            Purpose::Stabilize { succ: s1.id },
+            |me, txn| build::query(me, s1.addr, txn, QueryKey::Peer(s1)),
+        );
     }
 
     /// STAB-2 / STAB-4: learn S1's predecessor and successors.
-    pub(super) fn on_stabilize_response(&mut self, succ: Id, msg: &Message<'_>, responder: Option<Peer>) {
+    pub(super) fn on_stabilize_response(
+        &mut self,
+        succ: Id,
+        msg: &Message<'_>,
+        responder: Option<Peer>,
+    ) {
         let Some(s1) = responder.filter(|r| r.id == succ) else {
             // Someone else answers at S1's address: S1 is gone.
             self.fail_peer(succ);
@@ -136,7 +144,13 @@ impl Node {
 
     /// STAB-2: the sender of a notify ignores the answer's content; an
     /// answer from the candidate is the transaction that lets it become S1.
-    pub(super) fn on_notify_response(&mut self, to: Peer, adopt: bool, ok: bool, msg: &Message<'_>) {
+    pub(super) fn on_notify_response(
+        &mut self,
+        to: Peer,
+        adopt: bool,
+        ok: bool,
+        msg: &Message<'_>,
+    ) {
         let now = self.now;
         let me = self.me.peer.id;
         let life = Node::lifetime_of(msg);
@@ -200,9 +214,10 @@ impl Node {
         let now = self.now;
         let Some(t) = self.table() else { return };
         let Some(p) = t.pred() else { return };
-        let stale = t
-            .get(&p.id)
-            .is_none_or(|k| k.verified.is_none_or(|v| now.saturating_since(v) >= self.cfg.stabilize));
+        let stale = t.get(&p.id).is_none_or(|k| {
+            k.verified
+                .is_none_or(|v| now.saturating_since(v) >= self.cfg.stabilize)
+        });
         if stale {
             self.probe(p, ProbeWhy::CheckPredecessor);
         }
@@ -238,7 +253,10 @@ impl Node {
         match (why, ok) {
             (ProbeWhy::Successor, true) => {
                 // A verified peer closer than S1 is the better S1.
-                let closer = m.table.succ1().is_none_or(|s1| peer.id.in_open(&me, &s1.id));
+                let closer = m
+                    .table
+                    .succ1()
+                    .is_none_or(|s1| peer.id.in_open(&me, &s1.id));
                 if closer {
                     m.table.push_front_succ(peer.id, now);
                 } else {
@@ -394,7 +412,9 @@ impl Node {
             .neighbours()
             .iter()
             .filter_map(|id| t.get(id))
-            .filter(|k| k.verified.is_some() && !k.pinging && now.saturating_since(k.last_sent) >= threshold)
+            .filter(|k| {
+                k.verified.is_some() && !k.pinging && now.saturating_since(k.last_sent) >= threshold
+            })
             .map(|k| k.peer)
             .collect();
         for peer in due {
@@ -403,9 +423,12 @@ impl Node {
             {
                 k.pinging = true;
             }
-            self.send_request(peer.addr, None, Purpose::Keepalive { peer: peer.id }, |me, txn| {
-                build::options(Some(me), peer.addr, txn, peer_uri(&me.peer))
-            });
+            self.send_request(
+                peer.addr,
+                None,
+                Purpose::Keepalive { peer: peer.id },
+                |me, txn| build::options(Some(me), peer.addr, txn, peer_uri(&me.peer)),
+            );
         }
     }
 }

@@ -219,7 +219,9 @@ impl Store {
             .values()
             .map(|r| {
                 64 + std::mem::size_of::<Record>()
-                    + r.bindings.len() * (std::mem::size_of::<Binding>() + 2 * r.bindings.first().map_or(0, |b| b.uri.len()))
+                    + r.bindings.len()
+                        * (std::mem::size_of::<Binding>()
+                            + 2 * r.bindings.first().map_or(0, |b| b.uri.len()))
             })
             .sum()
     }
@@ -242,7 +244,12 @@ pub(crate) fn live_contacts(r: &Record, now: Time) -> Vec<ContactAddr<'static>> 
 /// RFC 3261 §10.3 step 7: same Call-ID needs a higher CSeq (an equal one
 /// is accepted: retransmissions never get here, see TXN-2, and copies of
 /// one registration reach several holders with the same CSeq).
-fn check_order(rec: &Record, call_id: &str, cseq: u32, uri: Option<&str>) -> Result<(), StoreError> {
+fn check_order(
+    rec: &Record,
+    call_id: &str,
+    cseq: u32,
+    uri: Option<&str>,
+) -> Result<(), StoreError> {
     let clash = rec
         .bindings
         .iter()

@@ -344,7 +344,12 @@ impl Table {
     fn routing_peers(&self, now: Time) -> Vec<&Known> {
         let me = self.me.id;
         let mut out: Vec<&Known> = Vec::with_capacity(self.succs.len() + self.fingers.len() + 1);
-        for id in self.succs.iter().chain(self.fingers.iter()).chain(self.pred.iter()) {
+        for id in self
+            .succs
+            .iter()
+            .chain(self.fingers.iter())
+            .chain(self.pred.iter())
+        {
             if let Some(k) = self.get(id)
                 && k.is_live(now)
                 && *id != me
@@ -450,7 +455,12 @@ impl Table {
     /// (NAT-5): predecessor, successors and finger peers, each once.
     pub fn neighbours(&self) -> Vec<Id> {
         let mut out: Vec<Id> = Vec::new();
-        for id in self.pred.iter().chain(self.succs.iter()).chain(self.fingers.iter()) {
+        for id in self
+            .pred
+            .iter()
+            .chain(self.succs.iter())
+            .chain(self.fingers.iter())
+        {
             if !out.contains(id) {
                 out.push(*id);
             }
@@ -531,11 +541,10 @@ mod tests {
         let f = t.fingers(now);
         // Starts up to 2^152 land on 1 (id(1) = 2^152), up to 2^158 on
         // 64 (= 2^158), 2^159 (= 128<<152) on 200.
-        assert_eq!(f.iter().map(|(i, p)| (*i, p.id)).collect::<Vec<_>>(), vec![
-            (0, id(1)),
-            (153, id(64)),
-            (159, id(200))
-        ]);
+        assert_eq!(
+            f.iter().map(|(i, p)| (*i, p.id)).collect::<Vec<_>>(),
+            vec![(0, id(1)), (153, id(64)), (159, id(200))]
+        );
     }
 
     #[test]

@@ -43,7 +43,12 @@ struct Sent {
 impl Sent {
     fn msg(&self) -> Message<'_> {
         parse(&self.bytes, ParseOptions::lenient())
-            .unwrap_or_else(|e| panic!("node sent unparsable bytes ({e}): {}", String::from_utf8_lossy(&self.bytes)))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "node sent unparsable bytes ({e}): {}",
+                    String::from_utf8_lossy(&self.bytes)
+                )
+            })
             .message
     }
 
@@ -156,7 +161,13 @@ impl Puppet {
         self.n += 1;
         let n = self.n;
         let who = &self.me.peer.id.to_hex()[..8];
-        Txn::udp(&format!("z9hG4bK{who}x{n}"), &format!("call{who}{n}"), &format!("tag{n}"), n, self.addr())
+        Txn::udp(
+            &format!("z9hG4bK{who}x{n}"),
+            &format!("call{who}{n}"),
+            &format!("tag{n}"),
+            n,
+            self.addr(),
+        )
     }
 
     fn join(&mut self, to: SocketAddr) -> Vec<u8> {
@@ -181,7 +192,12 @@ impl Puppet {
 
     fn options(&mut self, to: SocketAddr) -> Vec<u8> {
         let t = self.txn();
-        print(&build::options(Some(&self.me), to, &t, peer_uri(&self.me.peer)))
+        print(&build::options(
+            Some(&self.me),
+            to,
+            &t,
+            peer_uri(&self.me.peer),
+        ))
     }
 
     /// A P2P response of this puppet to `req` (which came from `source`).
@@ -267,7 +283,12 @@ fn not_ideal(net: &Net) -> Vec<String> {
         }
         let succs: Vec<Id> = n.successors().iter().map(|p| p.id).collect();
         if succs != ring.successor_list(&id, 4) {
-            out.push(format!("{}: succs {:?} want {:?}", n.me(), succs, ring.successor_list(&id, 4)));
+            out.push(format!(
+                "{}: succs {:?} want {:?}",
+                n.me(),
+                succs,
+                ring.successor_list(&id, 4)
+            ));
         }
         for (f, p) in n.fingers() {
             if Some(p.id) != ring.finger(&id, f) {
@@ -280,7 +301,11 @@ fn not_ideal(net: &Net) -> Vec<String> {
 
 /// The responses that reached scripted peers (addresses outside the net).
 fn outside_to(net: &mut Net, to: SocketAddr) -> Vec<Sent> {
-    net.take_outside().iter().filter(|d| d.to == to).map(Sent::from).collect()
+    net.take_outside()
+        .iter()
+        .filter(|d| d.to == to)
+        .map(Sent::from)
+        .collect()
 }
 
 // ----- JOIN-8, JOIN-4, JOIN-5 ------------------------------------------------------
@@ -289,15 +314,28 @@ fn outside_to(net: &mut Net, to: SocketAddr) -> Vec<Sent> {
 fn join_8_first_peer_is_its_own_successor_without_predecessor() {
     let mut n = Node::new(fast(1), Time::ZERO).unwrap();
     let out: Vec<Output> = std::iter::from_fn(|| n.poll_output()).collect();
-    assert!(events(&out).contains(&Event::Joined { me: n.me(), by: None }));
+    assert!(events(&out).contains(&Event::Joined {
+        me: n.me(),
+        by: None
+    }));
     assert_eq!(n.phase(), PhaseKind::Member);
     assert_eq!(n.predecessor(), None);
     assert!(n.successors().is_empty());
     // ID-6: with no predecessor it is responsible for every key.
     let mut q = Puppet::at(addr(9));
-    let r = feed(&mut n, ms(10), q.addr(), &q.query(addr(1), QueryKey::Key(Id::pow2(3))));
+    let r = feed(
+        &mut n,
+        ms(10),
+        q.addr(),
+        &q.query(addr(1), QueryKey::Key(Id::pow2(3))),
+    );
     assert_eq!(response(&r).status(), Some(404));
-    let r = feed(&mut n, ms(10), q.addr(), &q.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))));
+    let r = feed(
+        &mut n,
+        ms(10),
+        q.addr(),
+        &q.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))),
+    );
     assert_eq!(response(&r).status(), Some(200));
 }
 
@@ -359,7 +397,12 @@ fn id_7_mismatch_gets_493_and_no_state_change() {
     assert_eq!(response(&out).to, addr(8));
     assert_eq!(a.predecessor(), None);
     // The same for a notify (C-S1).
-    let out = feed(&mut a, ms(2), addr(8), &liar.notify(addr(1), &[link(LinkKind::S, 1, Peer::at(addr(1)))]));
+    let out = feed(
+        &mut a,
+        ms(2),
+        addr(8),
+        &liar.notify(addr(1), &[link(LinkKind::S, 1, Peer::at(addr(1)))]),
+    );
     assert_eq!(response(&out).status(), Some(493));
     assert_eq!(a.predecessor(), None);
 }
@@ -404,7 +447,10 @@ fn id_7_over_tcp_checks_ip_and_via_port() {
     let join = print(&build::join(&p.me, addr(1), &t, 30));
     let out = feed_tcp(&mut a, ms(1), ephemeral, &join);
     let r = response(&out);
-    assert_eq!((r.status(), r.transport, r.to), (Some(200), Transport::Tcp, ephemeral));
+    assert_eq!(
+        (r.status(), r.transport, r.to),
+        (Some(200), Transport::Tcp, ephemeral)
+    );
     // The Via names another port than the ID's: refused.
     let mut t = p.txn().over(Transport::Tcp);
     t.via = SocketAddr::from((src_ip, 5080));
@@ -449,7 +495,15 @@ Call-ID: c1\r\nCSeq: 7 REGISTER\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(m.call_id(), Some("c1"));
     assert_eq!(m.top_via().unwrap().received, Some(addr(9).ip()));
     // No Via to answer to: dropped. Binary noise: dropped.
-    assert!(feed(&mut a, ms(2), addr(9), b"REGISTER sip:x SIP/2.0\r\nTo: <sip:a@b>\r\n\r\n").is_empty());
+    assert!(
+        feed(
+            &mut a,
+            ms(2),
+            addr(9),
+            b"REGISTER sip:x SIP/2.0\r\nTo: <sip:a@b>\r\n\r\n"
+        )
+        .is_empty()
+    );
     assert!(feed(&mut a, ms(3), addr(9), &[0xff, 0x00, 0x13, 0x37]).is_empty());
     // And the node keeps serving.
     let mut p = Puppet::at(addr(9));
@@ -482,7 +536,11 @@ fn wire_8_oversized_gets_513_on_tcp_and_is_dropped_on_udp() {
 #[test]
 fn wire_10_wrong_overlay_dht_or_algorithm_gets_488() {
     let mut a = first();
-    for (overlay, dht, alg) in [("other", "Chord1.0", "sha1"), ("chat", "Pastry", "sha1"), ("chat", "Chord1.0", "md5")] {
+    for (overlay, dht, alg) in [
+        ("other", "Chord1.0", "sha1"),
+        ("chat", "Pastry", "sha1"),
+        ("chat", "Chord1.0", "md5"),
+    ] {
         let mut p = Puppet::at(addr(9));
         p.me.overlay = overlay.into();
         p.me.dht = dht.into();
@@ -503,7 +561,12 @@ fn unknown_require_gets_420_with_unsupported() {
     let out = feed(&mut a, ms(1), p.addr(), &print(&m));
     let r = response(&out);
     assert_eq!(r.status(), Some(420));
-    assert!(r.msg().headers.iter().any(|h| matches!(h, Header::Unsupported(t) if t == "frobnicate")));
+    assert!(
+        r.msg()
+            .headers
+            .iter()
+            .any(|h| matches!(h, Header::Unsupported(t) if t == "frobnicate"))
+    );
 }
 
 // ----- TXN-1..4, NAT-1, NAT-2 ----------------------------------------------------------------
@@ -583,7 +646,12 @@ fn txn_3_and_nat_2_response_goes_to_the_source_with_received_and_rport() {
     let mut a = first();
     let mut p = Puppet::at(addr(9));
     let source: SocketAddr = "127.0.1.9:40001".parse().unwrap();
-    let out = feed(&mut a, ms(1), source, &p.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))));
+    let out = feed(
+        &mut a,
+        ms(1),
+        source,
+        &p.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))),
+    );
     let r = response(&out);
     assert_eq!(r.to, source);
     let via = r.msg().top_via().cloned().unwrap();
@@ -597,7 +665,12 @@ fn fault_ignore_rport_answers_the_via_address() {
     while a.poll_output().is_some() {}
     let mut p = Puppet::at(addr(9));
     let source: SocketAddr = "127.0.1.9:40001".parse().unwrap();
-    let out = feed(&mut a, ms(1), source, &p.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))));
+    let out = feed(
+        &mut a,
+        ms(1),
+        source,
+        &p.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))),
+    );
     let r = response(&out);
     assert_eq!(r.to, p.addr());
     let via = r.msg().top_via().cloned().unwrap();
@@ -622,7 +695,12 @@ fn txn_4_options_gets_200_with_dht_peer_id_and_links() {
     // A plain OPTIONS (no DHT headers) of a joining node is answered too.
     let mut j = Node::new(fast(50).with_bootstrap(Some(addr(200))), Time::ZERO).unwrap();
     let t = Txn::udp("z9hG4bKplain", "c", "t", 1, addr(99));
-    let plain = print(&build::options(None, addr(50), &t, build::addr_uri(addr(99))));
+    let plain = print(&build::options(
+        None,
+        addr(50),
+        &t,
+        build::addr_uri(addr(99)),
+    ));
     let out = feed(&mut j, ms(1), addr(99), &plain);
     let r = response(&out);
     assert_eq!(r.status(), Some(200));
@@ -653,7 +731,10 @@ fn trace_of_faulty_ring(fault: Fault) -> Vec<Datagram> {
     let boot = net.addr(a);
     net.add(fast(2).with_bootstrap(Some(boot)));
     net.run_for(secs(3));
-    net.trace.into_iter().filter(|d| d.from == addr(1)).collect()
+    net.trace
+        .into_iter()
+        .filter(|d| d.from == addr(1))
+        .collect()
 }
 
 #[test]
@@ -669,7 +750,12 @@ fn wire_5_links_have_expires_and_fault_stale_links_reports_zero() {
     let mut x = Puppet::at(addr(9));
     let out = feed(&mut a, ms(1), x.addr(), &x.join(addr(1)));
     assert!(response(&out).links(LinkKind::P).is_empty());
-    let out = feed(&mut a, ms(2), x.addr(), &x.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))));
+    let out = feed(
+        &mut a,
+        ms(2),
+        x.addr(),
+        &x.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))),
+    );
     let p = response(&out).links(LinkKind::P);
     assert!(p.len() == 1 && p[0].2 > 0 && p[0].2 <= 30);
     let trace = trace_of_faulty_ring(Fault::StaleLinks);
@@ -693,20 +779,37 @@ fn scripted_joiner(cfg: Config) -> (Node, Puppet, Sent) {
 }
 
 /// The puppet answers `req` (sent by `node`), which it saw from `seen_as`.
-fn reply(node: &mut Node, now: Time, p: &Puppet, req: &Sent, code: u16, seen_as: SocketAddr, links: &[Link]) -> Vec<Sent> {
+fn reply(
+    node: &mut Node,
+    now: Time,
+    p: &Puppet,
+    req: &Sent,
+    code: u16,
+    seen_as: SocketAddr,
+    links: &[Link],
+) -> Vec<Sent> {
     let bytes = p.answer(&req.msg(), code, seen_as, links);
     feed(node, now, p.addr(), &bytes)
 }
 
 fn reply_302(node: &mut Node, now: Time, p: &Puppet, req: &Sent, to: Peer) -> Vec<Sent> {
-    let mut r = build::response(&req.msg(), 302, "Moved Temporarily", node.config().local, "ptag");
+    let mut r = build::response(
+        &req.msg(),
+        302,
+        "Moved Temporarily",
+        node.config().local,
+        "ptag",
+    );
     r.make_p2p(&p.me);
     r.push_contact(peer_uri(&to), None);
     feed(node, now, p.addr(), &print(&r))
 }
 
 fn joins(out: &[Sent]) -> Vec<Sent> {
-    out.iter().filter(|s| s.msg().is_request() && s.class() == Class::Join).cloned().collect()
+    out.iter()
+        .filter(|s| s.msg().is_request() && s.class() == Class::Join)
+        .cloned()
+        .collect()
 }
 
 #[test]
@@ -761,7 +864,11 @@ fn join_2_follows_302s_and_gives_up_on_a_loop() {
         },
         ms(7),
     );
-    assert!(events(&outs).iter().any(|e| matches!(e, Event::JoinFailed { reason } if reason.contains("loop"))));
+    assert!(
+        events(&outs)
+            .iter()
+            .any(|e| matches!(e, Event::JoinFailed { reason } if reason.contains("loop")))
+    );
     assert!(joins(&sent(outs)).is_empty());
 }
 
@@ -792,7 +899,11 @@ fn join_2_gives_up_after_the_hop_bound() {
 fn admitted(cfg: Config) -> (Node, Puppet, Puppet, Puppet, Vec<Sent>) {
     let (mut n, b, options) = scripted_joiner(cfg);
     let out = reply(&mut n, ms(5), &b, &options, 200, addr(40), &[]);
-    let (x, y, z) = (Puppet::at(addr(32)), Puppet::at(addr(33)), Puppet::at(addr(34)));
+    let (x, y, z) = (
+        Puppet::at(addr(32)),
+        Puppet::at(addr(33)),
+        Puppet::at(addr(34)),
+    );
     let links = [
         link(LinkKind::P, 1, x.peer()),
         link(LinkKind::S, 1, y.peer()),
@@ -820,21 +931,34 @@ fn join_6_joiner_takes_the_admitting_peer_as_successor_and_its_p1() {
 fn query_7_reported_peers_are_verified_first() {
     let (mut n, _b, x, y, out) = admitted(fast(40));
     // Probes went to the reported P1 and S2.
-    let probes: Vec<SocketAddr> = out.iter().filter(|s| s.class() == Class::Query).map(|s| s.to).collect();
-    assert!(probes.contains(&x.addr()) && probes.contains(&y.addr()), "{probes:?}");
+    let probes: Vec<SocketAddr> = out
+        .iter()
+        .filter(|s| s.class() == Class::Query)
+        .map(|s| s.to)
+        .collect();
+    assert!(
+        probes.contains(&x.addr()) && probes.contains(&y.addr()),
+        "{probes:?}"
+    );
     let r = options_links(&mut n, ms(7));
     assert_eq!(r.link_peer(LinkKind::P, 1), None, "P1 not verified yet");
     assert_eq!(r.link_peer(LinkKind::S, 2), None, "S2 not verified yet");
     // X answers its probe: now it is reported.
     let probe = out.iter().find(|s| s.to == x.addr()).unwrap();
     reply(&mut n, ms(8), &x, probe, 200, addr(40), &[]);
-    assert_eq!(options_links(&mut n, ms(9)).link_peer(LinkKind::P, 1), Some(x.peer()));
+    assert_eq!(
+        options_links(&mut n, ms(9)).link_peer(LinkKind::P, 1),
+        Some(x.peer())
+    );
 }
 
 #[test]
 fn fault_report_unverified_reports_a_successor_s_links_at_once() {
     let (mut n, _b, _x, y, _) = admitted(fast(40).with_fault(Fault::ReportUnverified));
-    assert_eq!(options_links(&mut n, ms(7)).link_peer(LinkKind::S, 2), Some(y.peer()));
+    assert_eq!(
+        options_links(&mut n, ms(7)).link_peer(LinkKind::S, 2),
+        Some(y.peer())
+    );
 }
 
 #[test]
@@ -849,7 +973,10 @@ fn nat_6_a_new_observed_address_makes_the_node_leave_and_rejoin() {
     let (mut n, b, _x, _y, out) = admitted(fast(40));
     let rebound: SocketAddr = "127.0.1.40:6000".parse().unwrap();
     // Answer the stabilisation queries to B as if from a new mapping.
-    let mut pending: Vec<Sent> = out.into_iter().filter(|s| s.to == b.addr() && s.class() == Class::Query).collect();
+    let mut pending: Vec<Sent> = out
+        .into_iter()
+        .filter(|s| s.to == b.addr() && s.class() == Class::Query)
+        .collect();
     let mut now = ms(10);
     let mut all = Vec::new();
     for _ in 0..6 {
@@ -858,15 +985,33 @@ fn nat_6_a_new_observed_address_makes_the_node_leave_and_rejoin() {
         }
         now += Duration::from_millis(600);
         let o = sent(n.handle(Input::Timeout, now));
-        pending.extend(o.iter().filter(|s| s.to == b.addr() && s.msg().is_request()).cloned());
+        pending.extend(
+            o.iter()
+                .filter(|s| s.to == b.addr() && s.msg().is_request())
+                .cloned(),
+        );
         all.extend(o);
-        if let Some(l) = all.iter().find(|s| s.msg().is_request() && s.class() == Class::Leave).cloned() {
-            assert_eq!(l.msg().sender_peer(), Some(Peer::at(addr(40))), "leaves with the old ID");
+        if let Some(l) = all
+            .iter()
+            .find(|s| s.msg().is_request() && s.class() == Class::Leave)
+            .cloned()
+        {
+            assert_eq!(
+                l.msg().sender_peer(),
+                Some(Peer::at(addr(40))),
+                "leaves with the old ID"
+            );
             let mut out = reply(&mut n, now, &b, &l, 200, rebound, &[]);
             // The leave to the (silent) predecessor ends with the stage.
-            out.extend(sent(n.handle(Input::Timeout, now + Duration::from_millis(1100))));
+            out.extend(sent(
+                n.handle(Input::Timeout, now + Duration::from_millis(1100)),
+            ));
             let j = joins(&out);
-            assert_eq!(j[0].msg().sender_peer(), Some(Peer::at(rebound)), "re-joins with the new ID");
+            assert_eq!(
+                j[0].msg().sender_peer(),
+                Some(Peer::at(rebound)),
+                "re-joins with the new ID"
+            );
             return;
         }
     }
@@ -889,10 +1034,18 @@ fn query_1_a_query_changes_no_routing_state() {
     let (mut a, x) = with_pred();
     let mut q = Puppet::at(addr_between(&x.peer().id, &a.me().id, 0));
     let before = a.snapshot();
-    let out = feed(&mut a, ms(2), q.addr(), &q.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))));
+    let out = feed(
+        &mut a,
+        ms(2),
+        q.addr(),
+        &q.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))),
+    );
     assert_eq!(response(&out).status(), Some(200));
     let after = a.snapshot();
-    assert_eq!((before.predecessor, before.successors, before.fingers), (after.predecessor, after.successors, after.fingers));
+    assert_eq!(
+        (before.predecessor, before.successors, before.fingers),
+        (after.predecessor, after.successors, after.fingers)
+    );
 }
 
 #[test]
@@ -902,7 +1055,12 @@ fn fault_query_mutates_adopts_the_querier() {
     let mut x = Puppet::at(addr(9));
     feed(&mut a, ms(1), x.addr(), &x.join(addr(1)));
     let mut q = Puppet::at(addr_between(&x.peer().id, &a.me().id, 0));
-    feed(&mut a, ms(2), q.addr(), &q.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))));
+    feed(
+        &mut a,
+        ms(2),
+        q.addr(),
+        &q.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))),
+    );
     assert_eq!(a.predecessor(), Some(q.peer()));
 }
 
@@ -927,7 +1085,10 @@ fn query_2_redirects_to_the_closest_preceding_known_peer() {
         let contact = m.contact_addrs().next().unwrap().addr.uri.peer().unwrap();
         assert_ne!(contact.id, x.id, "never the responder itself");
         let s1 = resp.link_peer(LinkKind::S, 1).unwrap();
-        assert!(contact.id.in_open_closed(&x.id, &key) || contact == s1, "progress towards {key}");
+        assert!(
+            contact.id.in_open_closed(&x.id, &key) || contact == s1,
+            "progress towards {key}"
+        );
         // SHOULD: the closest known peer (links are what the node knows).
         let known: Vec<Id> = m.dht_links().filter_map(|l| l.addr.uri.peer_id()).collect();
         let best = p2psip_wire::closest_preceding(&x.id, &key, known.iter()).unwrap_or(s1.id);
@@ -952,7 +1113,15 @@ fn fault_wrong_302_redirects_to_the_predecessor() {
     net.inject(p.addr(), x.addr, Transport::Udp, bytes);
     net.run_for(Duration::from_millis(10));
     let out = outside_to(&mut net, p.addr());
-    let contact = response(&out).msg().contact_addrs().next().unwrap().addr.uri.peer().unwrap();
+    let contact = response(&out)
+        .msg()
+        .contact_addrs()
+        .next()
+        .unwrap()
+        .addr
+        .uri
+        .peer()
+        .unwrap();
     assert_eq!(contact, pred);
     assert!(!contact.id.in_open_closed(&x.id, &key));
 }
@@ -966,7 +1135,10 @@ fn query_3_200_for_own_id_404_for_other_keys_in_range() {
         let bytes = p.query(x.addr, QueryKey::Key(key));
         net.inject(p.addr(), x.addr, Transport::Udp, bytes);
         net.run_for(Duration::from_millis(10));
-        assert_eq!(response(&outside_to(&mut net, p.addr())).status(), Some(want));
+        assert_eq!(
+            response(&outside_to(&mut net, p.addr())).status(),
+            Some(want)
+        );
     }
 }
 
@@ -984,8 +1156,15 @@ fn query_4_and_query_5_links_are_complete_and_true() {
         let resp = response(&out);
         assert_eq!(resp.status(), Some(200));
         assert_eq!(resp.msg().sender_peer(), Some(x));
-        assert_eq!(resp.link_peer(LinkKind::P, 1).map(|p| p.id), r.ideal_predecessor(&x.id));
-        let s: Vec<Id> = resp.links(LinkKind::S).iter().map(|(_, p, _)| p.id).collect();
+        assert_eq!(
+            resp.link_peer(LinkKind::P, 1).map(|p| p.id),
+            r.ideal_predecessor(&x.id)
+        );
+        let s: Vec<Id> = resp
+            .links(LinkKind::S)
+            .iter()
+            .map(|(_, p, _)| p.id)
+            .collect();
         assert_eq!(s, r.successor_list(&x.id, 4));
         let f = resp.links(LinkKind::F);
         assert!(!f.is_empty() && f.len() <= 32);
@@ -995,7 +1174,11 @@ fn query_4_and_query_5_links_are_complete_and_true() {
             assert_ne!(last, Some(peer.id), "distinct fingers only");
             last = Some(peer.id);
         }
-        assert!(resp.msg().dht_links().all(|l| l.expires.is_some_and(|e| e > 0)));
+        assert!(
+            resp.msg()
+                .dht_links()
+                .all(|l| l.expires.is_some_and(|e| e > 0))
+        );
     }
 }
 
@@ -1009,7 +1192,9 @@ fn stabilize_queries(trace: &[Datagram], from: SocketAddr, to: Peer) -> usize {
         .filter(|d| {
             let s = Sent::from(*d);
             let m = s.msg();
-            m.is_request() && Class::of(&m) == Class::Query && m.to().and_then(|t| t.addr.uri.peer_id()) == Some(to.id)
+            m.is_request()
+                && Class::of(&m) == Class::Query
+                && m.to().and_then(|t| t.addr.uri.peer_id()) == Some(to.id)
         })
         .count()
 }
@@ -1022,7 +1207,11 @@ fn stab_1_queries_the_successor_every_interval() {
     for i in net.live() {
         let n = net.node(i);
         let s1 = n.successors()[0];
-        assert!(stabilize_queries(&net.trace, n.me().addr, s1) >= 10, "{}", n.me());
+        assert!(
+            stabilize_queries(&net.trace, n.me().addr, s1) >= 10,
+            "{}",
+            n.me()
+        );
     }
 }
 
@@ -1030,7 +1219,11 @@ fn stab_1_queries_the_successor_every_interval() {
 fn fault_no_stabilize_never_queries_the_successor() {
     let mut net = Net::new(Duration::from_millis(2));
     let a = net.add(fast(1));
-    let b = net.add(fast(2).with_bootstrap(Some(net.addr(a))).with_fault(Fault::NoStabilize));
+    let b = net.add(
+        fast(2)
+            .with_bootstrap(Some(net.addr(a)))
+            .with_fault(Fault::NoStabilize),
+    );
     net.record = true;
     net.run_for(secs(10));
     let s1 = net.node(b).successors()[0];
@@ -1041,14 +1234,28 @@ fn fault_no_stabilize_never_queries_the_successor() {
 fn stab_2_notify_adopts_a_closer_predecessor_and_rectifies_a_dead_one() {
     let (mut a, x) = with_pred();
     let mut q = Puppet::at(addr_between(&x.peer().id, &a.me().id, 0));
-    let out = feed(&mut a, ms(2), q.addr(), &q.notify(addr(1), &[link(LinkKind::S, 1, Peer::at(addr(1)))]));
+    let out = feed(
+        &mut a,
+        ms(2),
+        q.addr(),
+        &q.notify(addr(1), &[link(LinkKind::S, 1, Peer::at(addr(1)))]),
+    );
     assert_eq!(response(&out).status(), Some(200));
     assert_eq!(a.predecessor(), Some(q.peer()));
     // A notify from outside (pred, me): 302, and the predecessor is checked.
     let mut r = Puppet::at(addr_between(&a.me().id, &q.peer().id, 1));
-    let out = feed(&mut a, ms(3), r.addr(), &r.notify(addr(1), &[link(LinkKind::S, 1, Peer::at(addr(1)))]));
+    let out = feed(
+        &mut a,
+        ms(3),
+        r.addr(),
+        &r.notify(addr(1), &[link(LinkKind::S, 1, Peer::at(addr(1)))]),
+    );
     assert_eq!(response(&out).status(), Some(302));
-    assert!(out.iter().any(|s| s.to == q.addr() && s.class() == Class::Query), "check the predecessor");
+    assert!(
+        out.iter()
+            .any(|s| s.to == q.addr() && s.class() == Class::Query),
+        "check the predecessor"
+    );
     assert_eq!(a.predecessor(), Some(q.peer()));
     // Q never answers: after Timer F the notify sender takes its place.
     let mut now = ms(3);
@@ -1096,7 +1303,10 @@ fn aor(user: &str) -> p2psip_wire::Uri<'static> {
         "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKa\r\nMax-Forwards: 1\r\n\
 From: <sip:a@b>;tag=1\r\nTo: <sip:{user}@example.org>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     );
-    let m = parse(text.as_bytes(), ParseOptions::lenient()).unwrap().message.into_owned();
+    let m = parse(text.as_bytes(), ParseOptions::lenient())
+        .unwrap()
+        .message
+        .into_owned();
     m.to().unwrap().addr.uri.clone()
 }
 
@@ -1122,19 +1332,36 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nConta
 }
 
 impl Puppet {
-    fn register(&mut self, to: SocketAddr, u: &p2psip_wire::Uri<'_>, replica: Option<u32>, contacts: &[p2psip_wire::ContactAddr<'_>], expires: u32) -> Vec<u8> {
+    fn register(
+        &mut self,
+        to: SocketAddr,
+        u: &p2psip_wire::Uri<'_>,
+        replica: Option<u32>,
+        contacts: &[p2psip_wire::ContactAddr<'_>],
+        expires: u32,
+    ) -> Vec<u8> {
         let t = self.txn();
-        print(&build::resource_register(&self.me, to, &t, u, replica, contacts, expires))
+        print(&build::resource_register(
+            &self.me, to, &t, u, replica, contacts, expires,
+        ))
     }
 
-    fn lookup(&mut self, to: SocketAddr, u: &p2psip_wire::Uri<'_>, replica: Option<u32>) -> Vec<u8> {
+    fn lookup(
+        &mut self,
+        to: SocketAddr,
+        u: &p2psip_wire::Uri<'_>,
+        replica: Option<u32>,
+    ) -> Vec<u8> {
         let t = self.txn();
         print(&build::lookup(&self.me, to, &t, u, replica))
     }
 }
 
 fn contact_uris(s: &Sent) -> Vec<String> {
-    s.msg().contact_addrs().map(|c| c.addr.uri.to_string()).collect()
+    s.msg()
+        .contact_addrs()
+        .map(|c| c.addr.uri.to_string())
+        .collect()
 }
 
 #[test]
@@ -1143,23 +1370,51 @@ fn res_1_and_res_2_store_refresh_remove_and_look_up() {
     let mut p = Puppet::at(addr(9));
     let alice = aor("alice");
     let c = contact("sip:alice@192.0.2.1:5060", None);
-    let out = feed(&mut a, ms(1), p.addr(), &p.register(addr(1), &alice, None, std::slice::from_ref(&c), 60));
+    let out = feed(
+        &mut a,
+        ms(1),
+        p.addr(),
+        &p.register(addr(1), &alice, None, std::slice::from_ref(&c), 60),
+    );
     let r = response(&out);
     assert_eq!(r.status(), Some(200));
     assert_eq!(contact_uris(r), vec!["sip:alice@192.0.2.1:5060"]);
     assert_eq!(r.msg().contact_addrs().next().unwrap().expires, Some(60));
     let out = feed(&mut a, ms(2), p.addr(), &p.lookup(addr(1), &alice, None));
     assert_eq!(response(&out).status(), Some(200));
-    assert_eq!(contact_uris(response(&out)), vec!["sip:alice@192.0.2.1:5060"]);
-    let out = feed(&mut a, ms(3), p.addr(), &p.lookup(addr(1), &aor("bob"), None));
+    assert_eq!(
+        contact_uris(response(&out)),
+        vec!["sip:alice@192.0.2.1:5060"]
+    );
+    let out = feed(
+        &mut a,
+        ms(3),
+        p.addr(),
+        &p.lookup(addr(1), &aor("bob"), None),
+    );
     assert_eq!(response(&out).status(), Some(404));
     // Expiry (RFC 3261 §10.3).
     a.handle(Input::Timeout, ms(61_000));
-    let out = feed(&mut a, ms(61_001), p.addr(), &p.lookup(addr(1), &alice, None));
+    let out = feed(
+        &mut a,
+        ms(61_001),
+        p.addr(),
+        &p.lookup(addr(1), &alice, None),
+    );
     assert_eq!(response(&out).status(), Some(404));
     // Removal with Expires 0.
-    feed(&mut a, ms(61_002), p.addr(), &p.register(addr(1), &alice, None, std::slice::from_ref(&c), 60));
-    let out = feed(&mut a, ms(61_003), p.addr(), &p.register(addr(1), &alice, None, std::slice::from_ref(&c), 0));
+    feed(
+        &mut a,
+        ms(61_002),
+        p.addr(),
+        &p.register(addr(1), &alice, None, std::slice::from_ref(&c), 60),
+    );
+    let out = feed(
+        &mut a,
+        ms(61_003),
+        p.addr(),
+        &p.register(addr(1), &alice, None, std::slice::from_ref(&c), 0),
+    );
     assert!(contact_uris(response(&out)).is_empty());
     assert!(a.stored_keys().is_empty());
 }
@@ -1171,9 +1426,19 @@ fn res_1_is_routed_like_a_join() {
     let alice = aor("alice");
     let key = resource_id(&alice);
     let holder = r.responsible(&key).unwrap();
-    let other = net.live().into_iter().find(|i| net.node(*i).me().id != holder).unwrap();
+    let other = net
+        .live()
+        .into_iter()
+        .find(|i| net.node(*i).me().id != holder)
+        .unwrap();
     let mut p = Puppet::at(addr(99));
-    let bytes = p.register(net.addr(other), &alice, None, &[contact("sip:alice@192.0.2.1", None)], 60);
+    let bytes = p.register(
+        net.addr(other),
+        &alice,
+        None,
+        &[contact("sip:alice@192.0.2.1", None)],
+        60,
+    );
     net.inject(p.addr(), net.addr(other), Transport::Udp, bytes);
     net.run_for(Duration::from_millis(10));
     let out = outside_to(&mut net, p.addr());
@@ -1188,7 +1453,15 @@ fn res_3_the_resource_id_is_recomputed() {
     let mut alice = aor("alice");
     alice.params.resource_id = Some(Id::hash(b"not alice"));
     let t = p.txn();
-    let mut m = build::resource_register(&p.me, addr(1), &t, &aor("alice"), None, &[contact("sip:alice@192.0.2.1", None)], 60);
+    let mut m = build::resource_register(
+        &p.me,
+        addr(1),
+        &t,
+        &aor("alice"),
+        None,
+        &[contact("sip:alice@192.0.2.1", None)],
+        60,
+    );
     if let Some(to) = m.to_mut() {
         to.addr.uri.params.resource_id = Some(Id::hash(b"not alice"));
     }
@@ -1208,11 +1481,25 @@ fn join_9_registrations_in_the_joiner_s_range_are_transferred() {
         let mut p = Puppet::at(addr(9));
         let alice = aor("alice");
         let key = resource_id(&alice);
-        feed(&mut a, ms(1), p.addr(), &p.register(addr(1), &alice, None, &[contact("sip:alice@192.0.2.1", None)], 60));
+        feed(
+            &mut a,
+            ms(1),
+            p.addr(),
+            &p.register(
+                addr(1),
+                &alice,
+                None,
+                &[contact("sip:alice@192.0.2.1", None)],
+                60,
+            ),
+        );
         // J after the key: its range (pred, J] holds the key.
         let mut j = Puppet::at(addr_between(&key, &a.me().id, 0));
         let out = feed(&mut a, ms(1000), j.addr(), &j.join(addr(1)));
-        let transfers: Vec<&Sent> = out.iter().filter(|s| s.msg().is_request() && s.class() == Class::Transfer).collect();
+        let transfers: Vec<&Sent> = out
+            .iter()
+            .filter(|s| s.msg().is_request() && s.class() == Class::Transfer)
+            .collect();
         if fault.is_some() {
             assert!(transfers.is_empty());
             assert_eq!(a.stored_keys(), vec![key]);
@@ -1223,9 +1510,15 @@ fn join_9_registrations_in_the_joiner_s_range_are_transferred() {
         let m = t.msg();
         assert_eq!(t.to, j.addr());
         assert_eq!(m.from().unwrap().addr.uri, peer_uri(&a.me()));
-        assert_eq!(m.to().unwrap().addr.uri.to_string(), "sip:alice@example.org");
+        assert_eq!(
+            m.to().unwrap().addr.uri.to_string(),
+            "sip:alice@example.org"
+        );
         assert_eq!(contact_uris(t), vec!["sip:alice@192.0.2.1"]);
-        assert!(m.expires().is_some_and(|e| (59..=60).contains(&e)), "remaining lifetime");
+        assert!(
+            m.expires().is_some_and(|e| (59..=60).contains(&e)),
+            "remaining lifetime"
+        );
         // The joiner's 200 ends A's copy.
         let bytes = j.answer(&m, 200, addr(1), &[]);
         feed(&mut a, ms(1001), j.addr(), &bytes);
@@ -1267,12 +1560,20 @@ fn leave_1_and_leave_2_hand_over_then_close_the_gap() {
     net.record = true;
     net.command(x, Command::Leave);
     net.run_for(Duration::from_millis(100));
-    let from_x: Vec<Sent> = net.trace.iter().filter(|d| d.from == me.addr).map(Sent::from).collect();
+    let from_x: Vec<Sent> = net
+        .trace
+        .iter()
+        .filter(|d| d.from == me.addr)
+        .map(Sent::from)
+        .collect();
     let requests: Vec<&Sent> = from_x.iter().filter(|s| s.msg().is_request()).collect();
     // First the transfer to the successor, then the leaves.
     assert_eq!(requests[0].class(), Class::Transfer);
     assert_eq!(requests[0].to, succ.addr);
-    let leaves: Vec<&&Sent> = requests.iter().filter(|s| s.class() == Class::Leave).collect();
+    let leaves: Vec<&&Sent> = requests
+        .iter()
+        .filter(|s| s.class() == Class::Leave)
+        .collect();
     let targets: Vec<SocketAddr> = leaves.iter().map(|s| s.to).collect();
     assert!(targets.contains(&pred.addr) && targets.contains(&succ.addr));
     for l in &leaves {
@@ -1292,7 +1593,18 @@ fn leave_1_and_leave_2_hand_over_then_close_the_gap() {
 fn leave_2_the_successor_adopts_the_leaver_s_p1_after_verifying_it() {
     let (mut a, mut x) = with_pred();
     let w = Puppet::at(addr_between(&a.me().id, &x.peer().id, 0));
-    let out = feed(&mut a, ms(2), x.addr(), &x.leave(addr(1), &[link(LinkKind::P, 1, w.peer()), link(LinkKind::S, 1, Peer::at(addr(1)))]));
+    let out = feed(
+        &mut a,
+        ms(2),
+        x.addr(),
+        &x.leave(
+            addr(1),
+            &[
+                link(LinkKind::P, 1, w.peer()),
+                link(LinkKind::S, 1, Peer::at(addr(1))),
+            ],
+        ),
+    );
     let r = response(&out);
     assert_eq!(r.status(), Some(200));
     assert_eq!(a.predecessor(), Some(w.peer()));
@@ -1301,7 +1613,12 @@ fn leave_2_the_successor_adopts_the_leaver_s_p1_after_verifying_it() {
     assert_eq!(probe.class(), Class::Query);
     reply(&mut a, ms(3), &w, probe, 200, addr(1), &[]);
     let mut q = Puppet::at(addr(98));
-    let out = feed(&mut a, ms(4), q.addr(), &q.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))));
+    let out = feed(
+        &mut a,
+        ms(4),
+        q.addr(),
+        &q.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))),
+    );
     assert_eq!(response(&out).link_peer(LinkKind::P, 1), Some(w.peer()));
 }
 
@@ -1309,7 +1626,11 @@ fn leave_2_the_successor_adopts_the_leaver_s_p1_after_verifying_it() {
 fn fault_no_leave_stops_silently() {
     let mut net = Net::new(Duration::from_millis(2));
     let a = net.add(fast(1));
-    let b = net.add(fast(2).with_bootstrap(Some(net.addr(a))).with_fault(Fault::NoLeave));
+    let b = net.add(
+        fast(2)
+            .with_bootstrap(Some(net.addr(a)))
+            .with_fault(Fault::NoLeave),
+    );
     net.run_for(secs(3));
     net.record = true;
     net.command(b, Command::Leave);
@@ -1321,7 +1642,13 @@ fn fault_no_leave_stops_silently() {
 // ----- RES-4, REPL-1..5 ----------------------------------------------------------------------
 
 /// A plain SIP REGISTER of a user agent (no Require: dht).
-fn ua_register(to: SocketAddr, user: &str, contact: Option<&str>, expires: u32, cseq: u32) -> Vec<u8> {
+fn ua_register(
+    to: SocketAddr,
+    user: &str,
+    contact: Option<&str>,
+    expires: u32,
+    cseq: u32,
+) -> Vec<u8> {
     let mut text = format!(
         "REGISTER sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKua{cseq};rport\r\n\
 Max-Forwards: 70\r\nFrom: <sip:{user}@example.org>;tag=ua\r\nTo: <sip:{user}@example.org>\r\n\
@@ -1334,7 +1661,10 @@ Call-ID: ua-{user}\r\nCSeq: {cseq} REGISTER\r\n"
     text.into_bytes()
 }
 
-const UA: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)), 5060);
+const UA: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)),
+    5060,
+);
 
 /// Runs until the UA gets a final response (at most 10 s).
 fn ua_answer(net: &mut Net) -> Sent {
@@ -1360,18 +1690,30 @@ fn holders_of(net: &Net, key: &Id) -> Vec<Id> {
 fn res_4_and_repl_1_a_plain_register_is_stored_at_the_primary_and_replicas() {
     let mut net = converged(8);
     let x = net.addr(3);
-    net.inject(UA, x, Transport::Udp, ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 60, 1));
+    net.inject(
+        UA,
+        x,
+        Transport::Udp,
+        ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 60, 1),
+    );
     let r = ua_answer(&mut net);
     assert_eq!(r.status(), Some(200));
     assert_eq!(contact_uris(&r), vec!["sip:alice@192.0.2.1"]);
     // The primary copy is stored when the UA gets its 200.
     let u = aor("alice");
     let ring = ring(&net);
-    assert_eq!(holders_of(&net, &resource_id(&u)), vec![ring.responsible(&resource_id(&u)).unwrap()]);
+    assert_eq!(
+        holders_of(&net, &resource_id(&u)),
+        vec![ring.responsible(&resource_id(&u)).unwrap()]
+    );
     net.run_for(Duration::from_millis(100));
     for n in 1..=2 {
         let k = replica_id(&u, n);
-        assert_eq!(holders_of(&net, &k), vec![ring.responsible(&k).unwrap()], "replica {n}");
+        assert_eq!(
+            holders_of(&net, &k),
+            vec![ring.responsible(&k).unwrap()],
+            "replica {n}"
+        );
     }
 }
 
@@ -1385,14 +1727,23 @@ fn fault_replica_successor_puts_replicas_on_own_successors() {
     }
     net.run_for(secs(8));
     let x = net.addr(a);
-    net.inject(UA, x, Transport::Udp, ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 60, 1));
+    net.inject(
+        UA,
+        x,
+        Transport::Udp,
+        ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 60, 1),
+    );
     assert_eq!(ua_answer(&mut net).status(), Some(200));
     net.run_for(Duration::from_millis(100));
     let u = aor("alice");
     let succs = net.node(a).successors();
     for n in 1..=2u32 {
         let k = replica_id(&u, n);
-        assert_eq!(holders_of(&net, &k), vec![succs[n as usize - 1].id], "replica {n}");
+        assert_eq!(
+            holders_of(&net, &k),
+            vec![succs[n as usize - 1].id],
+            "replica {n}"
+        );
     }
 }
 
@@ -1400,10 +1751,20 @@ fn fault_replica_successor_puts_replicas_on_own_successors() {
 fn repl_2_removal_reaches_every_copy() {
     let mut net = converged(6);
     let x = net.addr(1);
-    net.inject(UA, x, Transport::Udp, ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 60, 1));
+    net.inject(
+        UA,
+        x,
+        Transport::Udp,
+        ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 60, 1),
+    );
     ua_answer(&mut net);
     net.run_for(Duration::from_millis(100));
-    net.inject(UA, x, Transport::Udp, ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 0, 2));
+    net.inject(
+        UA,
+        x,
+        Transport::Udp,
+        ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 0, 2),
+    );
     assert!(contact_uris(&ua_answer(&mut net)).is_empty());
     net.run_for(Duration::from_millis(100));
     let u = aor("alice");
@@ -1419,7 +1780,12 @@ fn repl_2_removal_reaches_every_copy() {
 fn repl_4_a_lookup_for_a_ua_answers_with_the_majority() {
     let mut net = converged(8);
     let x = net.addr(2);
-    net.inject(UA, x, Transport::Udp, ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 60, 1));
+    net.inject(
+        UA,
+        x,
+        Transport::Udp,
+        ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 60, 1),
+    );
     ua_answer(&mut net);
     net.run_for(Duration::from_millis(100));
     // One replica holder is given a different binding.
@@ -1427,7 +1793,13 @@ fn repl_4_a_lookup_for_a_ua_answers_with_the_majority() {
     let k2 = replica_id(&u, 2);
     let h2 = net.addr(index_of(&net, &ring(&net).responsible(&k2).unwrap()));
     let mut p = Puppet::at(addr(99));
-    let bytes = p.register(h2, &u, Some(2), &[contact("sip:mallory@192.0.2.66", None)], 60);
+    let bytes = p.register(
+        h2,
+        &u,
+        Some(2),
+        &[contact("sip:mallory@192.0.2.66", None)],
+        60,
+    );
     net.inject(p.addr(), h2, Transport::Udp, bytes);
     net.run_for(Duration::from_millis(10));
     net.inject(UA, x, Transport::Udp, ua_register(x, "alice", None, 0, 2));
@@ -1455,7 +1827,12 @@ fn repl_5_a_copy_reappears_at_the_new_holder_after_a_failure() {
         })
         .unwrap();
     let user = u.user.as_deref().unwrap().to_owned();
-    net.inject(UA, xa, Transport::Udp, ua_register(xa, &user, Some("sip:u@192.0.2.1"), 60, 1));
+    net.inject(
+        UA,
+        xa,
+        Transport::Udp,
+        ua_register(xa, &user, Some("sip:u@192.0.2.1"), 60, 1),
+    );
     ua_answer(&mut net);
     net.run_for(Duration::from_millis(100));
     let k1 = replica_id(&u, 1);
@@ -1482,7 +1859,11 @@ fn longest_silences(net: &Net, i: usize, from: Time) -> Vec<(Peer, Duration)> {
         .map(|p| {
             let mut last = from;
             let mut worst = Duration::ZERO;
-            for d in net.trace.iter().filter(|d| d.from == n.me().addr && d.to == p.addr) {
+            for d in net
+                .trace
+                .iter()
+                .filter(|d| d.from == n.me().addr && d.to == p.addr)
+            {
                 worst = worst.max(d.at.saturating_since(last));
                 last = d.at;
             }
@@ -1500,7 +1881,11 @@ fn nat_5_every_neighbour_hears_from_the_node_each_keepalive_interval() {
     net.run_for(secs(10));
     for i in net.live() {
         for (p, gap) in longest_silences(&net, i, start) {
-            assert!(gap <= Duration::from_millis(1100), "{} -> {p}: {gap:?}", net.node(i).me());
+            assert!(
+                gap <= Duration::from_millis(1100),
+                "{} -> {p}: {gap:?}",
+                net.node(i).me()
+            );
         }
     }
 }
@@ -1508,7 +1893,13 @@ fn nat_5_every_neighbour_hears_from_the_node_each_keepalive_interval() {
 /// Runs `node` against scripted peers that answer every request with 200
 /// and their `links`, and never send anything on their own. Returns what
 /// the node sent, with the time.
-fn with_answering_puppets(node: &mut Node, mut now: Time, until: Time, puppets: &[(Puppet, Vec<Link>)], first: Vec<Sent>) -> Vec<(Time, Sent)> {
+fn with_answering_puppets(
+    node: &mut Node,
+    mut now: Time,
+    until: Time,
+    puppets: &[(Puppet, Vec<Link>)],
+    first: Vec<Sent>,
+) -> Vec<(Time, Sent)> {
     let mut log = Vec::new();
     let mut pending: Vec<Sent> = first;
     while now < until {
@@ -1522,7 +1913,10 @@ fn with_answering_puppets(node: &mut Node, mut now: Time, until: Time, puppets: 
                 pending.extend(feed(node, now, p.addr(), &bytes));
             }
         }
-        now = node.poll_timeout().unwrap_or(until).max(now + Duration::from_millis(1));
+        now = node
+            .poll_timeout()
+            .unwrap_or(until)
+            .max(now + Duration::from_millis(1));
         pending.extend(sent(node.handle(Input::Timeout, now)));
     }
     log
@@ -1532,18 +1926,32 @@ fn with_answering_puppets(node: &mut Node, mut now: Time, until: Time, puppets: 
 fn fault_no_keepalive_leaves_a_neighbour_silent() {
     for fault in [false, true] {
         // Fingers are fixed rarely here: only keep-alives go to S2 often.
-        let mut cfg = if fault { fast(40).with_fault(Fault::NoKeepalive) } else { fast(40) };
+        let mut cfg = if fault {
+            fast(40).with_fault(Fault::NoKeepalive)
+        } else {
+            fast(40)
+        };
         cfg.fix_fingers = secs(60);
         let (mut n, b, x, y, out) = admitted(cfg);
         let me = n.me();
         let puppets = vec![
-            (b, vec![link(LinkKind::P, 1, me), link(LinkKind::S, 1, y.peer())]),
+            (
+                b,
+                vec![link(LinkKind::P, 1, me), link(LinkKind::S, 1, y.peer())],
+            ),
             (x, vec![link(LinkKind::S, 1, me)]),
             (y, vec![]),
         ];
         let log = with_answering_puppets(&mut n, ms(6), ms(10_000), &puppets, out);
-        let to_y: Vec<Time> = log.iter().filter(|(_, s)| s.to == addr(33)).map(|(t, _)| *t).collect();
-        let mut gaps: Vec<Duration> = to_y.windows(2).map(|w| w[1].saturating_since(w[0])).collect();
+        let to_y: Vec<Time> = log
+            .iter()
+            .filter(|(_, s)| s.to == addr(33))
+            .map(|(t, _)| *t)
+            .collect();
+        let mut gaps: Vec<Duration> = to_y
+            .windows(2)
+            .map(|w| w[1].saturating_since(w[0]))
+            .collect();
         gaps.push(ms(10_000).saturating_since(*to_y.last().unwrap()));
         let worst = gaps.into_iter().max().unwrap();
         if fault {
@@ -1561,7 +1969,10 @@ fn an_idle_node_is_small() {
     let net = converged(32);
     let per_node: Vec<usize> = net.live().iter().map(|i| net.node(*i).memory()).collect();
     let max = *per_node.iter().max().unwrap();
-    assert!(max < 20_000, "approximate bytes per idle node: {per_node:?}");
+    assert!(
+        max < 20_000,
+        "approximate bytes per idle node: {per_node:?}"
+    );
 }
 
 #[test]
@@ -1569,7 +1980,11 @@ fn types_are_send_and_reasonably_sized() {
     fn is_send<T: Send>() {}
     is_send::<Node>();
     is_send::<Output>();
-    assert!(std::mem::size_of::<Output>() <= 128, "{}", std::mem::size_of::<Output>());
+    assert!(
+        std::mem::size_of::<Output>() <= 128,
+        "{}",
+        std::mem::size_of::<Output>()
+    );
 }
 
 // ----- NAT-7 -------------------------------------------------------------------------------------
@@ -1579,7 +1994,10 @@ fn nat_7_stun_binding_request_gets_xor_mapped_address() {
     use p2psip_stun as stun;
     let mut a = first();
     let tid = stun::TransactionId::from([7u8; 12]);
-    let req = stun::Message::binding_request(tid).with_fingerprint().encode().unwrap();
+    let req = stun::Message::binding_request(tid)
+        .with_fingerprint()
+        .encode()
+        .unwrap();
     let from: SocketAddr = "192.0.2.44:31000".parse().unwrap();
     let out = sent(a.handle(
         Input::Receive {

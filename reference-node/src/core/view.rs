@@ -73,7 +73,9 @@ impl Node {
 
     /// The distinct fingers `(i, peer)` the node would report now.
     pub fn fingers(&self) -> Vec<(u8, Peer)> {
-        self.table().map(|t| t.fingers(self.now)).unwrap_or_default()
+        self.table()
+            .map(|t| t.fingers(self.now))
+            .unwrap_or_default()
     }
 
     /// The DHT-Link set the node would report now (QUERY-4).
@@ -104,15 +106,24 @@ impl Node {
     /// [`Node::memory`] by part, for finding what grows.
     pub fn memory_parts(&self) -> [(&'static str, usize); 9] {
         [
-            ("node", std::mem::size_of::<Node>() + self.cfg.overlay.capacity() * 2),
+            (
+                "node",
+                std::mem::size_of::<Node>() + self.cfg.overlay.capacity() * 2,
+            ),
             ("table", self.table().map_or(0, |t| t.memory())),
             ("store", self.store.memory()),
             ("client transactions", self.txns.memory()),
             ("server transactions", self.server.memory()),
             ("adapter", self.adapter.memory()),
             ("routes", self.routes.memory()),
-            ("output queue", self.out.capacity() * std::mem::size_of::<super::Output>()),
-            ("identity", self.me.overlay.capacity() + self.me.dht.capacity() + self.me.algorithm.capacity()),
+            (
+                "output queue",
+                self.out.capacity() * std::mem::size_of::<super::Output>(),
+            ),
+            (
+                "identity",
+                self.me.overlay.capacity() + self.me.dht.capacity() + self.me.algorithm.capacity(),
+            ),
         ]
     }
 
