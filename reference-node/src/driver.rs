@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use p2psip_wire::{Frame, Framer, Id, Peer, Transport};
+use p2psip_wire::{Frame, Framer, Id, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, UdpSocket};
@@ -66,12 +66,6 @@ pub async fn bind(listen: SocketAddr) -> io::Result<Bound> {
         }
     }
     Err(last_err.unwrap_or_else(|| io::Error::other("no port free for both UDP and TCP")))
-}
-
-/// The Peer-ID a node bound at `addr` starts with (ID-2 of `advertise`
-/// when given).
-pub fn initial_peer(addr: SocketAddr, advertise: Option<SocketAddr>) -> Peer {
-    Peer::at(advertise.unwrap_or(addr))
 }
 
 /// A running node.
@@ -249,7 +243,10 @@ async fn read_conn(
                 }
             }
         }
-        match rd.read(&mut chunk).await {
+        // Never buffer more than the limit (WIRE-8): read only what keeps
+        // the buffer within limit + 1, which the framer then refuses.
+        let room = (max + 1).saturating_sub(buf.len()).clamp(1, chunk.len());
+        match rd.read(&mut chunk[..room]).await {
             Ok(0) | Err(_) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }

@@ -220,13 +220,13 @@ faults! {
         "requests over UDP are sent once; only Timer F ends them";
     /// The Peer-ID stays the one of the local address.
     IdFromPrivate = "id-from-private", "NAT-3",
-        "keeps the Peer-ID and Peer URI of its local address after learning the observed one";
+        "keeps the Peer-ID and Peer URI of its local address after learning the observed one (and ignores --advertise)";
     /// No keep-alives.
     NoKeepalive = "no-keepalive", "NAT-5",
         "sends no keep-alive OPTIONS to its neighbours";
     /// Adopts reported peers without a transaction with them.
     ReportUnverified = "report-unverified", "QUERY-7",
-        "adopts (and so reports and redirects to) the successors its successor reports without exchanging a transaction with them";
+        "adopts (and so reports and redirects to) the successors and the predecessor its successor reports, without a transaction with them";
     /// Exits without leaving.
     NoLeave = "no-leave", "LEAVE-1",
         "a leave command (SIGTERM) stops the node without transfers or leave REGISTERs";

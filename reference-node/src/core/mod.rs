@@ -371,7 +371,12 @@ impl Node {
     /// member at once (JOIN-8); a joiner queues its first request.
     pub fn new(cfg: Config, now: Time) -> Result<Node, ConfigError> {
         cfg.validate()?;
-        let addr = cfg.advertise.unwrap_or(cfg.local);
+        let addr = match cfg.advertise {
+            // NAT-3 broken on purpose: the private address, always.
+            _ if cfg.faults.has(Fault::IdFromPrivate) => cfg.local,
+            Some(public) => public,
+            None => cfg.local,
+        };
         let me = Identity::new(Peer::at(addr), &cfg.overlay).with_expires(cfg.peer_expires);
         let mut node = Node {
             ids: Ids::new(cfg.seed),
@@ -658,6 +663,9 @@ impl Node {
 
     /// Emits events for predecessor and S1 changes since the last call.
     fn announce(&mut self) {
+        if self.is_stopped() {
+            return;
+        }
         let now_state = match self.table() {
             Some(t) => (t.pred(), t.succ1()),
             None => (None, None),

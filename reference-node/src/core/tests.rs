@@ -2037,3 +2037,79 @@ fn join_10_falls_back_to_stun_when_options_shows_no_address() {
     let out = feed(&mut n, ms(6), b.addr(), &resp);
     assert_eq!(joins(&out)[0].msg().sender_peer(), Some(Peer::at(seen)));
 }
+
+// ----- QUERY-8, C-Q1, C-Q2: lookups on a converged ring ---------------------------------------
+
+/// Follows 302s from `start` for `key`; returns the final responder and
+/// the number of redirects.
+fn lookup_path(net: &mut Net, p: &mut Puppet, start: SocketAddr, key: Id) -> (Peer, usize) {
+    let mut at = start;
+    let mut seen = vec![start];
+    for hops in 0..64 {
+        let bytes = p.query(at, QueryKey::Key(key));
+        net.inject(p.addr(), at, Transport::Udp, bytes);
+        net.run_for(Duration::from_millis(10));
+        let out = outside_to(net, p.addr());
+        let r = response(&out);
+        match r.status() {
+            Some(302) => {
+                let next = r
+                    .msg()
+                    .contact_addrs()
+                    .next()
+                    .unwrap()
+                    .addr
+                    .uri
+                    .socket_addr()
+                    .unwrap();
+                assert!(!seen.contains(&next), "C-Q2: a repeated Contact is a loop");
+                seen.push(next);
+                at = next;
+            }
+            Some(200 | 404) => return (r.msg().sender_peer().unwrap(), hops),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    panic!("no end to the redirects");
+}
+
+#[test]
+fn query_8_lookups_find_the_responsible_peer_in_few_hops() {
+    let mut net = converged(32);
+    let r = ring(&net);
+    let mut p = Puppet::at(addr(250));
+    let mut hops = Vec::new();
+    for i in net.live() {
+        let start = net.addr(i);
+        for k in 0..8u8 {
+            let key = Id::hash(&[i as u8, k]);
+            let (end, h) = lookup_path(&mut net, &mut p, start, key);
+            assert_eq!(Some(end.id), r.responsible(&key), "C-Q1");
+            hops.push(h);
+        }
+    }
+    let n = hops.len() as f64;
+    let mean = hops.iter().sum::<usize>() as f64 / n;
+    let max = *hops.iter().max().unwrap();
+    // C-Q2 for |L| = 32: mean <= log2/2 + 1.5 = 4, max <= 2*5 + 8.
+    assert!(mean <= 4.0, "mean hops {mean}");
+    assert!(max <= 6, "max hops {max} (QUERY-8: ceil(log2 N) + 1)");
+}
+
+#[test]
+fn stab_5_the_ring_heals_after_failures_and_joins() {
+    let mut net = converged(24);
+    // Never kill consecutive peers (CHECKS failure-injection rules).
+    let r = ring(&net);
+    let victims: Vec<Id> = r.ids().iter().step_by(5).take(4).copied().collect();
+    for v in &victims {
+        let i = index_of(&net, v);
+        net.kill(i);
+    }
+    for i in 30..33 {
+        net.add(fast(i).with_bootstrap(Some(net.addr(1))));
+    }
+    // Failover (T + F) and then (log2 N + 3) intervals.
+    net.run_for(secs(8 + 8));
+    assert_eq!(not_ideal(&net), Vec::<String>::new());
+}
