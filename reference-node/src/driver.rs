@@ -274,7 +274,8 @@ fn log_event(e: &Event) {
             tracing::info!(old = %old, new = %new, "address changed")
         }
         Event::Left => tracing::info!("left"),
-        // Predecessor/successor changes are logged by the core itself.
-        other => tracing::debug!(event = ?other, "event"),
+        // Predecessor and successor changes are logged by the core itself.
+        Event::PredecessorChanged { .. } | Event::SuccessorChanged { .. } => {}
+        other => tracing::info!(event = ?other, "event"),
     }
 }

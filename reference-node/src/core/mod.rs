@@ -627,6 +627,7 @@ impl Node {
         tracing::debug!(
             %to,
             class = p2psip_wire::Class::of(&msg).name(),
+            ?purpose,
             "send {}",
             p2psip_wire::summary(&msg)
         );
