@@ -53,40 +53,18 @@ impl Id {
         let Ok(digits) = <&[u8; 40]>::try_from(text) else {
             return Err(IdError::Length(text.len()));
         };
-        // Branch-free over all 40 digits (which compilers turn into vector
-        // code); a text that is not all hex digits goes the slow way, which
-        // finds the first bad one.
-        let mut nibbles = [0u8; 40];
-        let mut bad = false;
-        let mut upper = false;
-        for (n, &c) in nibbles.iter_mut().zip(digits) {
-            let digit = c.wrapping_sub(b'0');
-            // Setting the 0x20 bit folds 'A'..='F' onto 'a'..='f' and
-            // nothing else onto them.
-            let letter = (c | 0x20).wrapping_sub(b'a');
-            let is_digit = digit < 10;
-            let is_letter = letter < 6;
-            bad |= !(is_digit | is_letter);
-            upper |= is_letter & (c & 0x20 == 0);
-            *n = if is_digit {
-                digit
-            } else {
-                letter.wrapping_add(10)
-            };
-        }
-        if !bad {
-            let mut out = [0u8; 20];
-            for (byte, pair) in out.iter_mut().zip(nibbles.chunks_exact(2)) {
-                *byte = pair[0] << 4 | pair[1];
+        match hex40(digits) {
+            Some((bytes, upper)) => {
+                let case = if upper {
+                    HexCase::Upper
+                } else {
+                    HexCase::Lower
+                };
+                Ok((Id(bytes), case))
             }
-            let case = if upper {
-                HexCase::Upper
-            } else {
-                HexCase::Lower
-            };
-            return Ok((Id(out), case));
+            // Not all hex digits: the slow way finds the first bad one.
+            None => Id::parse_hex_slow(text),
         }
-        Id::parse_hex_slow(text)
     }
 
     fn parse_hex_slow(text: &[u8]) -> Result<(Id, HexCase), IdError> {
@@ -220,6 +198,110 @@ impl Id {
     }
 }
 
+/// 40 hex digits as 20 bytes, and whether any was an upper-case letter;
+/// None if any is not a hex digit. Sixteen digits at a time.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn hex40(text: &[u8; 40]) -> Option<([u8; 20], bool)> {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64,
+        _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_packus_epi16,
+        _mm_set1_epi8, _mm_set1_epi16, _mm_slli_epi16, _mm_srli_epi16, _mm_sub_epi8,
+    };
+    /// Sixteen digits: the eight bytes they spell (in order, little-endian),
+    /// a bit per digit that is a hex digit, and a bit per upper-case letter.
+    ///
+    /// # Safety
+    ///
+    /// SSE2 must be enabled.
+    #[inline(always)]
+    unsafe fn sixteen(v: __m128i) -> (u64, i32, i32) {
+        // SAFETY: SSE2 is enabled (the caller's contract); these intrinsics
+        // only compute on registers.
+        unsafe {
+            let digit = _mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8));
+            // Unsigned `x <= n` is `min(x, n) == x`.
+            let is_digit = _mm_cmpeq_epi8(_mm_min_epu8(digit, _mm_set1_epi8(9)), digit);
+            // Setting the 0x20 bit folds 'A'..='F' onto 'a'..='f' and nothing
+            // else onto them.
+            let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+            let letter = _mm_sub_epi8(folded, _mm_set1_epi8(b'a' as i8));
+            let is_letter = _mm_cmpeq_epi8(_mm_min_epu8(letter, _mm_set1_epi8(5)), letter);
+            let valid = _mm_movemask_epi8(_mm_or_si128(is_digit, is_letter));
+            let bit = _mm_set1_epi8(0x20);
+            let has_bit = _mm_cmpeq_epi8(_mm_and_si128(v, bit), bit);
+            let upper = _mm_movemask_epi8(_mm_andnot_si128(has_bit, is_letter));
+            let nibble = _mm_or_si128(
+                _mm_and_si128(is_digit, digit),
+                _mm_andnot_si128(is_digit, _mm_add_epi8(letter, _mm_set1_epi8(10))),
+            );
+            // Each 16-bit lane holds two digits, the first in its low byte.
+            let high = _mm_and_si128(_mm_slli_epi16(nibble, 4), _mm_set1_epi16(0x00f0));
+            let pairs = _mm_or_si128(high, _mm_srli_epi16(nibble, 8));
+            let bytes = _mm_cvtsi128_si64(_mm_packus_epi16(pairs, pairs)) as u64;
+            (bytes, valid, upper)
+        }
+    }
+    // SAFETY: this function is compiled only where SSE2 is enabled (the cfg
+    // above; it is part of every x86_64 target). The three loads read bytes
+    // 0..16, 16..32 and 24..40 of the 40 of `text`, and `loadu` has no
+    // alignment requirement.
+    let ((a, va, ua), (b, vb, ub), (c, vc, uc)) = unsafe {
+        let p = text.as_ptr();
+        (
+            sixteen(_mm_loadu_si128(p.cast::<__m128i>())),
+            sixteen(_mm_loadu_si128(p.add(16).cast::<__m128i>())),
+            sixteen(_mm_loadu_si128(p.add(24).cast::<__m128i>())),
+        )
+    };
+    if va & vb & vc != 0xffff {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    out[..8].copy_from_slice(&a.to_le_bytes());
+    out[8..16].copy_from_slice(&b.to_le_bytes());
+    // The third load began eight digits (four bytes) early.
+    out[16..].copy_from_slice(&c.to_le_bytes()[4..]);
+    Some((out, (ua | ub | uc) != 0))
+}
+
+/// [`hex40`] without vector registers: branch-free over all 40 digits.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn hex40_portable(text: &[u8; 40]) -> Option<([u8; 20], bool)> {
+    let mut nibbles = [0u8; 40];
+    let mut bad = false;
+    let mut upper = false;
+    for (n, &c) in nibbles.iter_mut().zip(text) {
+        let digit = c.wrapping_sub(b'0');
+        // Setting the 0x20 bit folds 'A'..='F' onto 'a'..='f' and nothing
+        // else onto them.
+        let letter = (c | 0x20).wrapping_sub(b'a');
+        let is_digit = digit < 10;
+        let is_letter = letter < 6;
+        bad |= !(is_digit | is_letter);
+        upper |= is_letter & (c & 0x20 == 0);
+        *n = if is_digit {
+            digit
+        } else {
+            letter.wrapping_add(10)
+        };
+    }
+    if bad {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    for (byte, pair) in out.iter_mut().zip(nibbles.chunks_exact(2)) {
+        *byte = pair[0] << 4 | pair[1];
+    }
+    Some((out, upper))
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline]
+fn hex40(text: &[u8; 40]) -> Option<([u8; 20], bool)> {
+    hex40_portable(text)
+}
+
 fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -343,6 +425,7 @@ mod tests {
                     Id::parse_hex_slow(&text),
                     "{b} at {at}"
                 );
+                assert_eq!(hex40(&text), hex40_portable(&text), "{b} at {at}");
             }
         }
         for text in [

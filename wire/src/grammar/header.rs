@@ -11,13 +11,26 @@ use std::borrow::Cow;
 use memchr::memchr3;
 
 use super::Cx;
-use super::lex::{self, Res, WORD, err, sep, sws};
+use super::lex::{self, Res, Spelling, WORD, err, sep, sws};
 use super::uri::{self, Other, Place, uri_into};
 use crate::error::{Deviation, ErrorKind};
 use crate::message::{
     CSeq, Contact, ContactAddr, DhtLink, DhtPeerId, FromTo, Header, Host, IdentityHeader, LinkKind,
     LinkType, Method, NameAddr, ParamAddr, Rport, Via,
 };
+
+/// The header parameters the model types.
+const ALGORITHM: Spelling = Spelling::of("algorithm");
+const BRANCH: Spelling = Spelling::of("branch");
+const DHT: Spelling = Spelling::of("dht");
+const DHT_PARAM: Spelling = Spelling::of("dht-param");
+const EXPIRES: Spelling = Spelling::of("expires");
+const LINK: Spelling = Spelling::of("link");
+const OVERLAY: Spelling = Spelling::of("overlay");
+const Q: Spelling = Spelling::of("q");
+const RECEIVED: Spelling = Spelling::of("received");
+const RPORT: Spelling = Spelling::of("rport");
+const TAG: Spelling = Spelling::of("tag");
 
 /// A name-addr with nothing parsed into it yet (see [`uri::empty`]).
 #[inline(always)]
@@ -228,9 +241,9 @@ fn via_parm<'a>(cx: &mut Cx<'a>, i: &'a [u8], via: &mut Via<'a>) -> Res<'a, ()> 
         Err(_) => i,
     };
     let (i, other) = header_params(cx, i, |cx, name, value| {
-        if name.eq_ignore_ascii_case(b"branch") && via.branch.is_none() {
+        if BRANCH.is(name) && via.branch.is_none() {
             via.branch = Some(cx.text(value.ok_or(name)?));
-        } else if name.eq_ignore_ascii_case(b"rport") && via.rport == Rport::Absent {
+        } else if RPORT.is(name) && via.rport == Rport::Absent {
             via.rport = match value {
                 None => Rport::Requested,
                 Some(v) => match lex::port(v) {
@@ -238,7 +251,7 @@ fn via_parm<'a>(cx: &mut Cx<'a>, i: &'a [u8], via: &mut Via<'a>) -> Res<'a, ()> 
                     _ => return Err(v),
                 },
             };
-        } else if name.eq_ignore_ascii_case(b"received") && via.received.is_none() {
+        } else if RECEIVED.is(name) && via.received.is_none() {
             let v = value.ok_or(name)?;
             let t = v
                 .strip_prefix(b"[")
@@ -281,7 +294,7 @@ pub(crate) fn from_to<'a>(
     };
     let (rest, ()) = name_addr(cx, i, &mut f.addr).map_err(|e| failed_at(e, i))?;
     let (rest, other) = header_params(cx, rest, |cx, name, value| {
-        if name.eq_ignore_ascii_case(b"tag") && f.tag.is_none() {
+        if TAG.is(name) && f.tag.is_none() {
             f.tag = Some(cx.text(value.ok_or(name)?));
             Ok(true)
         } else {
@@ -401,9 +414,9 @@ pub(crate) fn contact_list<'a>(
         };
         let (i, ()) = name_addr(cx, i, &mut c.addr)?;
         let (i, other) = header_params(cx, i, |cx, name, value| {
-            if name.eq_ignore_ascii_case(b"expires") && c.expires.is_none() {
+            if EXPIRES.is(name) && c.expires.is_none() {
                 c.expires = Some(param_number(value, name)?);
-            } else if name.eq_ignore_ascii_case(b"q") && c.q.is_none() {
+            } else if Q.is(name) && c.q.is_none() {
                 c.q = Some(cx.text(value.ok_or(name)?));
             } else {
                 return Ok(false);
@@ -463,16 +476,16 @@ pub(crate) fn dht_peer_id<'a>(
     };
     let (rest, ()) = name_addr(cx, i, &mut d.addr).map_err(|e| failed_at(e, i))?;
     let (rest, other) = header_params(cx, rest, |cx, name, value| {
-        if name.eq_ignore_ascii_case(b"algorithm") && d.algorithm.is_none() {
+        if ALGORITHM.is(name) && d.algorithm.is_none() {
             d.algorithm = Some(cx.text(value.ok_or(name)?));
-        } else if name.eq_ignore_ascii_case(b"dht") && d.dht.is_none() {
+        } else if DHT.is(name) && d.dht.is_none() {
             d.dht = Some(cx.text(value.ok_or(name)?));
-        } else if name.eq_ignore_ascii_case(b"dht-param") && d.dht.is_none() {
+        } else if DHT_PARAM.is(name) && d.dht.is_none() {
             cx.deviate(Deviation::DhtParamAlias, name);
             d.dht = Some(cx.text(value.ok_or(name)?));
-        } else if name.eq_ignore_ascii_case(b"overlay") && d.overlay.is_none() {
+        } else if OVERLAY.is(name) && d.overlay.is_none() {
             d.overlay = Some(cx.text(value.ok_or(name)?));
-        } else if name.eq_ignore_ascii_case(b"expires") && d.expires.is_none() {
+        } else if EXPIRES.is(name) && d.expires.is_none() {
             d.expires = Some(param_number(value, name)?);
         } else {
             return Ok(false);
@@ -511,13 +524,13 @@ pub(crate) fn dht_link_list<'a>(
         let (i, ()) = name_addr(cx, i, &mut l.addr)?;
         let mut link = None;
         let (i, other) = header_params(cx, i, |cx, name, value| {
-            if name.eq_ignore_ascii_case(b"link") && link.is_none() {
+            if LINK.is(name) && link.is_none() {
                 let v = value.ok_or(name)?;
                 link = Some(link_type(v, legacy).ok_or_else(|| {
                     cx.fail(ErrorKind::BadLinkType);
                     v
                 })?);
-            } else if name.eq_ignore_ascii_case(b"expires") && l.expires.is_none() {
+            } else if EXPIRES.is(name) && l.expires.is_none() {
                 l.expires = Some(param_number(value, name)?);
             } else {
                 return Ok(false);

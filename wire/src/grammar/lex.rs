@@ -63,6 +63,74 @@ pub(crate) static GEN_VALUE: [bool; 256] = class(b"-.!%*_+`'~:", true);
 /// Characters an opaque (non-SIP) URI may hold inside angle brackets.
 pub(crate) static OPAQUE: [bool; 256] = class(b"-_.!~*'()%;/?:@&=+$,[]#", true);
 
+/// A name (of a header or parameter) to compare with input in any letter
+/// case, eight bytes at a time.
+pub(crate) struct Spelling {
+    /// The name in lower case, little-endian, zero past its end.
+    lower: [u64; 3],
+    /// The bits that count: 0x20 is left out of letters (case), and
+    /// nothing past the end counts.
+    care: [u64; 3],
+    pub(crate) len: usize,
+}
+
+impl Spelling {
+    pub(crate) const fn of(name: &str) -> Spelling {
+        let name = name.as_bytes();
+        assert!(name.len() <= 24);
+        let mut s = Spelling {
+            lower: [0; 3],
+            care: [0; 3],
+            len: name.len(),
+        };
+        let mut i = 0;
+        while i < name.len() {
+            let (b, care) = if name[i].is_ascii_alphabetic() {
+                (name[i].to_ascii_lowercase(), 0xdf)
+            } else {
+                (name[i], 0xff)
+            };
+            s.lower[i / 8] |= ((b & care) as u64) << (8 * (i % 8));
+            s.care[i / 8] |= (care as u64) << (8 * (i % 8));
+            i += 1;
+        }
+        s
+    }
+
+    /// Whether `name` is this name.
+    #[inline(always)]
+    pub(crate) fn is(&self, name: &[u8]) -> bool {
+        name.len() == self.len && self.prefix_of(name)
+    }
+
+    /// Whether `line` starts with this name, as a whole token.
+    #[inline]
+    pub(crate) fn starts(&self, line: &[u8]) -> bool {
+        match line.get(self.len) {
+            Some(b) if !TOKEN[*b as usize] => self.prefix_of(line),
+            _ => false,
+        }
+    }
+
+    /// Whether `s`, at least as long as the name, starts with it.
+    #[inline(always)]
+    fn prefix_of(&self, s: &[u8]) -> bool {
+        (0..self.len.div_ceil(8)).all(|k| {
+            let end = (k * 8 + 8).min(self.len);
+            word(&s[k * 8..end]) & self.care[k] == self.lower[k]
+        })
+    }
+}
+
+/// Up to eight bytes, little-endian.
+#[inline(always)]
+fn word(s: &[u8]) -> u64 {
+    match *s {
+        [a, b, c, d, e, f, g, h, ..] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        _ => s.iter().rev().fold(0, |w, b| w << 8 | u64::from(*b)),
+    }
+}
+
 pub(crate) fn is_wsp(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
@@ -183,6 +251,13 @@ pub(crate) fn gen_value(i: &[u8]) -> Res<'_, &[u8]> {
 #[inline]
 pub(crate) fn generic_param(i: &[u8]) -> Res<'_, (&[u8], Option<&[u8]>)> {
     let (i, name) = token(i)?;
+    // Most often `name=value`, the value a token.
+    if let [b'=', v @ ..] = i {
+        let n = span(v, &GEN_VALUE);
+        if n > 0 {
+            return Ok((&v[n..], (name, Some(&v[..n]))));
+        }
+    }
     // The value is optional: without a whole `EQUAL gen-value`, the input
     // resumes right after the name.
     let value = sep(b'=')(i).and_then(|(i, ())| gen_value(i));
@@ -192,44 +267,48 @@ pub(crate) fn generic_param(i: &[u8]) -> Res<'_, (&[u8], Option<&[u8]>)> {
     }
 }
 
-/// `1*DIGIT`: the digits at the start of `i`, at least one.
-#[inline]
-fn digits(i: &[u8]) -> Res<'_, &[u8]> {
-    match i
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(i.len())
-    {
-        0 => Err(err(i, nom::error::ErrorKind::TakeWhile1)),
-        n => Ok((&i[n..], &i[..n])),
-    }
-}
-
 /// `1*DIGIT` as a u32, saturating (RFC 3261 §20.19: a delta-seconds above
 /// 2^32-1 means 2^32-1).
 pub(crate) fn number_saturating(i: &[u8]) -> Res<'_, u32> {
-    let (rest, digits) = digits(i)?;
-    let n = digits.iter().fold(0u64, |n, d| {
-        (n * 10 + (d - b'0') as u64).min(u32::MAX as u64)
-    });
-    Ok((rest, n as u32))
+    let mut n = 0u64;
+    let mut len = 0;
+    for b in i {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        n = (n * 10 + u64::from(d)).min(u32::MAX as u64);
+        len += 1;
+    }
+    if len == 0 {
+        return Err(err(i, nom::error::ErrorKind::TakeWhile1));
+    }
+    Ok((&i[len..], n as u32))
 }
 
 /// `1*DIGIT` that must fit `max`.
 #[inline]
 pub(crate) fn number_max(i: &[u8], max: u32) -> Res<'_, u32> {
-    let (rest, digits) = digits(i)?;
     let mut n = 0u64;
-    for d in digits {
-        n = n * 10 + (d - b'0') as u64;
+    let mut len = 0;
+    for b in i {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        n = n * 10 + u64::from(d);
         if n > max as u64 {
             return Err(nom::Err::Failure(nom::error::Error::new(
                 i,
                 nom::error::ErrorKind::TooLarge,
             )));
         }
+        len += 1;
     }
-    Ok((rest, n as u32))
+    if len == 0 {
+        return Err(err(i, nom::error::ErrorKind::TakeWhile1));
+    }
+    Ok((&i[len..], n as u32))
 }
 
 /// `port = 1*DIGIT`, at most 65535.

@@ -19,14 +19,14 @@ ones are errors.
 
 pub(crate) mod header;
 pub(crate) mod lex;
+mod scan;
 pub(crate) mod uri;
 
 use header::push;
+use scan::Head;
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
-
-use memchr::memchr;
 
 use crate::error::{Deviation, ErrorKind, ParseError, Warnings};
 use crate::framer::{Frame, Framer};
@@ -76,13 +76,19 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// Checks once that the start of the input, up to `end`, is UTF-8
-    /// (as far as it is).
-    fn check_text(&mut self, end: usize) {
-        let head = &self.base[..end.min(self.base.len())];
-        self.checked = match std::str::from_utf8(head) {
-            Ok(t) => t,
-            Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+    /// Checks once that the head of the message is UTF-8 (as far as it
+    /// is).
+    fn check_text(&mut self, head: &Head) {
+        let text = &self.base[..head.end.min(self.base.len())];
+        self.checked = if head.ascii {
+            // SAFETY: `Head::scan` found every byte of the head below 0x80,
+            // and ASCII is UTF-8.
+            unsafe { std::str::from_utf8_unchecked(text) }
+        } else {
+            match std::str::from_utf8(text) {
+                Ok(t) => t,
+                Err(e) => std::str::from_utf8(&text[..e.valid_up_to()]).unwrap_or(""),
+            }
         };
     }
 
@@ -217,15 +223,16 @@ fn message<'a>(
         }
         _ => {}
     }
-    let line_end = memchr(b'\n', start_at)
+    let mut head = Head::scan(input, skip);
+    cx.check_text(&head);
+    let line_end = head
+        .lf_from(input, skip)
         .ok_or_else(|| ParseError::new(input.len(), ErrorKind::Incomplete))?;
-    let mut pos = skip + line_end + 1;
-    let (capacity, head_len) = count_lines(&input[pos..]);
-    cx.check_text(pos + head_len);
-
-    let line = strip_cr(cx, &start_at[..line_end], line_end, start_at);
+    let line = strip_cr(cx, &input[skip..line_end], line_end - skip, start_at);
     let start = start_line(cx, line)?;
-    let mut headers = Vec::with_capacity(capacity);
+
+    let mut pos = line_end + 1;
+    let mut headers = Vec::with_capacity(head.values);
     loop {
         let rest = &input[pos..];
         match rest {
@@ -241,11 +248,11 @@ fn message<'a>(
             [] => return Err(ParseError::new(input.len(), ErrorKind::Incomplete)),
             _ => {}
         }
-        let end = logical_line_end(cx, rest)
+        let end = logical_line_end(cx, &mut head, input, pos)
             .ok_or_else(|| ParseError::new(input.len(), ErrorKind::Incomplete))?;
-        let line = strip_cr(cx, &rest[..end], end, rest);
+        let line = strip_cr(cx, &input[pos..end], end - pos, rest);
         header_line(cx, line, &mut headers)?;
-        pos += end + 1;
+        pos = end + 1;
     }
 
     let available = &input[pos..];
@@ -284,27 +291,18 @@ fn strip_cr<'a>(cx: &mut Cx<'a>, line: &'a [u8], lf_at: usize, buf: &'a [u8]) ->
     }
 }
 
-/// An upper bound on the number of header values (one per line, plus one
-/// per comma in lists), and the length of the header section.
-fn count_lines(s: &[u8]) -> (usize, usize) {
-    let head = memchr::memmem::find(s, b"\n\r\n").map_or(s.len(), |e| e + 1);
-    let head = &s[..head];
-    let n = memchr::memchr_iter(b'\n', head).count() + memchr::memchr_iter(b',', head).count();
-    (n + 1, head.len())
-}
-
-/// The offset of the LF that ends the logical line starting at `s`
+/// The offset of the LF that ends the logical line starting at `from`
 /// (continuation lines begin with white space).
-fn logical_line_end(cx: &mut Cx<'_>, s: &[u8]) -> Option<usize> {
-    let mut from = 0;
+fn logical_line_end(cx: &mut Cx<'_>, head: &mut Head, input: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
     loop {
-        let nl = from + memchr(b'\n', &s[from..])?;
-        match s.get(nl + 1) {
+        let nl = head.lf_from(input, at)?;
+        match input.get(nl + 1) {
             Some(b' ' | b'\t') => {
-                if nl == 0 || s[nl - 1] != b'\r' {
-                    cx.deviate(Deviation::BareLf, &s[nl..]);
+                if nl == from || input[nl - 1] != b'\r' {
+                    cx.deviate(Deviation::BareLf, &input[nl..]);
                 }
-                from = nl + 1;
+                at = nl + 1;
             }
             _ => return Some(nl),
         }
@@ -376,46 +374,95 @@ enum Name {
     Unknown,
 }
 
-fn header_name(name: &[u8], profile: Profile) -> Name {
-    let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
-    // By length and first letter first, then one comparison.
-    match (name.len(), name[0].to_ascii_lowercase()) {
-        (1, b'v') => Name::Via,
-        (1, b'f') => Name::From,
-        (1, b't') => Name::To,
-        (1, b'i') => Name::CallId,
-        (1, b'm') => Name::Contact,
-        (1, b'l') => Name::ContentLength,
-        (1, b'k') => Name::Supported,
-        (1, b'c') => Name::Known("Content-Type"),
-        (1, b's') => Name::Known("Subject"),
-        (1, b'e') => Name::Known("Content-Encoding"),
-        (1, b'o') => Name::Known("Event"),
-        (1, b'r') => Name::Known("Refer-To"),
-        (1, b'u') => Name::Known("Allow-Events"),
-        (1, b'd') => Name::RequestDisposition,
-        (2, b't') if is(b"To") => Name::To,
-        (3, b'v') if is(b"Via") => Name::Via,
-        (4, b'f') if is(b"From") => Name::From,
-        (4, b'c') if is(b"CSeq") => Name::CSeq,
-        (5, b'r') if is(b"Route") => Name::Route,
-        (7, b'c') if is(b"Call-ID") => Name::CallId,
-        (7, b'c') if is(b"Contact") => Name::Contact,
-        (7, b'e') if is(b"Expires") => Name::Expires,
-        (7, b'r') if is(b"Require") => Name::Require,
-        (8, b'd') if is(b"DHT-Link") => Name::DhtLink,
-        (9, b's') if is(b"Supported") => Name::Supported,
-        (10, b'd') if is(b"DHT-PeerID") => Name::DhtPeerId,
-        (10, b'd') if is(b"DHT-NodeID") && profile == Profile::Sipping02 => Name::DhtNodeId,
-        (11, b'u') if is(b"Unsupported") => Name::Unsupported,
-        (12, b'm') if is(b"Max-Forwards") => Name::MaxForwards,
-        (12, b'r') if is(b"Record-Route") => Name::RecordRoute,
-        (12, b'c') if is(b"Content-Type") => Name::Known("Content-Type"),
-        (14, b'c') if is(b"Content-Length") => Name::ContentLength,
-        (19, b'r') if is(b"Request-Disposition") => Name::RequestDisposition,
-        _ => Name::Unknown,
+/// `header-name = token`, at the start of `line`, and which rule reads
+/// it. None when the line does not start with a token.
+#[inline]
+fn header_name(line: &[u8], profile: Profile) -> Option<(&[u8], Name)> {
+    let first = *line.first()?;
+    if !lex::TOKEN[first as usize] {
+        return None;
     }
+    // The compact forms (RFC 3261 §7.3.3).
+    if !line.get(1).is_some_and(|b| lex::TOKEN[*b as usize]) {
+        let name = match first.to_ascii_lowercase() {
+            b'v' => Name::Via,
+            b'f' => Name::From,
+            b't' => Name::To,
+            b'i' => Name::CallId,
+            b'm' => Name::Contact,
+            b'l' => Name::ContentLength,
+            b'k' => Name::Supported,
+            b'c' => Name::Known("Content-Type"),
+            b's' => Name::Known("Subject"),
+            b'e' => Name::Known("Content-Encoding"),
+            b'o' => Name::Known("Event"),
+            b'r' => Name::Known("Refer-To"),
+            b'u' => Name::Known("Allow-Events"),
+            b'd' => Name::RequestDisposition,
+            _ => Name::Unknown,
+        };
+        return Some((&line[..1], name));
+    }
+    // The long forms the model types, by first letter, compared a word at
+    // a time.
+    let candidates: &[(lex::Spelling, Name)] = match first | 0x20 {
+        b'v' => LONG_V,
+        b't' => LONG_T,
+        b'f' => LONG_F,
+        b'c' => LONG_C,
+        b'm' => LONG_M,
+        b'e' => LONG_E,
+        b'r' => LONG_R,
+        b's' => LONG_S,
+        b'u' => LONG_U,
+        b'd' => LONG_D,
+        _ => &[],
+    };
+    let n = match candidates.iter().find(|(s, _)| s.starts(line)) {
+        Some((s, kind)) => {
+            let kind = match kind {
+                Name::DhtNodeId if profile != Profile::Sipping02 => Name::Unknown,
+                kind => *kind,
+            };
+            return Some((&line[..s.len], kind));
+        }
+        None => lex::span(line, &lex::TOKEN),
+    };
+    Some((&line[..n], Name::Unknown))
 }
+
+/// The long forms of the names the model types, by first letter.
+const LONG_V: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("Via"), Name::Via)];
+const LONG_T: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("To"), Name::To)];
+const LONG_F: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("From"), Name::From)];
+const LONG_C: &[(lex::Spelling, Name)] = &[
+    (lex::Spelling::of("CSeq"), Name::CSeq),
+    (lex::Spelling::of("Call-ID"), Name::CallId),
+    (lex::Spelling::of("Contact"), Name::Contact),
+    (lex::Spelling::of("Content-Length"), Name::ContentLength),
+    (
+        lex::Spelling::of("Content-Type"),
+        Name::Known("Content-Type"),
+    ),
+];
+const LONG_M: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("Max-Forwards"), Name::MaxForwards)];
+const LONG_E: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("Expires"), Name::Expires)];
+const LONG_R: &[(lex::Spelling, Name)] = &[
+    (lex::Spelling::of("Route"), Name::Route),
+    (lex::Spelling::of("Require"), Name::Require),
+    (lex::Spelling::of("Record-Route"), Name::RecordRoute),
+    (
+        lex::Spelling::of("Request-Disposition"),
+        Name::RequestDisposition,
+    ),
+];
+const LONG_S: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("Supported"), Name::Supported)];
+const LONG_U: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("Unsupported"), Name::Unsupported)];
+const LONG_D: &[(lex::Spelling, Name)] = &[
+    (lex::Spelling::of("DHT-Link"), Name::DhtLink),
+    (lex::Spelling::of("DHT-PeerID"), Name::DhtPeerId),
+    (lex::Spelling::of("DHT-NodeID"), Name::DhtNodeId),
+];
 
 impl Name {
     fn label(self) -> &'static str {
@@ -451,15 +498,15 @@ fn header_line<'a>(
     line: &'a [u8],
     out: &mut Vec<Header<'a>>,
 ) -> Result<(), ParseError> {
-    let (after_name, name) =
-        lex::token(line).map_err(|_| ParseError::new(cx.offset(line), ErrorKind::HeaderLine))?;
+    let (name, kind) = header_name(line, cx.profile)
+        .ok_or_else(|| ParseError::new(cx.offset(line), ErrorKind::HeaderLine))?;
     // HCOLON = *( SP / HTAB ) ":" SWS
+    let after_name = &line[name.len()..];
     let (after_ws, _) = lex::spaces(after_name).unwrap_or((after_name, &[]));
     let Some(value) = after_ws.strip_prefix(b":") else {
         return Err(ParseError::new(cx.offset(after_ws), ErrorKind::HeaderLine));
     };
     let value = trim_value(value);
-    let kind = header_name(name, cx.profile);
     let result = match kind {
         Name::Via => header::via_list(cx, value, out),
         Name::From => header::from_to(cx, value, out, Header::From),

@@ -1,0 +1,268 @@
+/*!
+One pass over the head of a message (start line and header section)
+before it is parsed: where it ends, where its lines end, how many header
+values it can hold at most, and whether it is all ASCII.
+
+The pass looks at 16 bytes at a time (SSE2 on x86_64, a plain loop
+elsewhere), so the parse itself never searches for a line end, and the
+header list is allocated once with room for every value.
+*/
+
+/// How many line ends the pass remembers; the lines after those are found
+/// by searching (a head rarely has more).
+const KEPT: usize = 64;
+
+/// The bytes looked at together.
+const BLOCK: usize = 64;
+
+/// What the pass found.
+pub(crate) struct Head {
+    /// Where the head ends: after the LF that the empty line follows, or
+    /// the end of the input when there is no empty line.
+    pub(crate) end: usize,
+    /// An upper bound on the number of header values: one per line and
+    /// one per comma (lists), plus one.
+    pub(crate) values: usize,
+    /// Whether every byte of the input up to `end` is ASCII.
+    pub(crate) ascii: bool,
+    /// The offsets of the first LFs of the head, in order.
+    lf: [u32; KEPT],
+    kept: usize,
+    /// Whether `lf` holds every LF of the head.
+    complete: bool,
+    /// The next of `lf` to look at.
+    next: usize,
+}
+
+impl Head {
+    /// Scans `input` from `start` (the start line).
+    #[inline(always)]
+    pub(crate) fn scan(input: &[u8], start: usize) -> Head {
+        let mut head = Head {
+            end: input.len(),
+            values: 1,
+            ascii: input[..start.min(input.len())].is_ascii(),
+            lf: [0; KEPT],
+            kept: 0,
+            complete: true,
+            next: 0,
+        };
+        let mut at = start;
+        while at < input.len() {
+            let n = (input.len() - at).min(BLOCK);
+            let masks = match input.get(at..at + BLOCK) {
+                Some(block) => classify(block),
+                // The last bytes: the last block of the input, less what
+                // was seen already, or the bytes left padded with zeros.
+                None => match input.len().checked_sub(BLOCK) {
+                    Some(from) => classify(&input[from..]).skip(BLOCK - n),
+                    None => {
+                        let mut block = [0u8; BLOCK];
+                        block[..n].copy_from_slice(&input[at..]);
+                        classify(&block)
+                    }
+                },
+            };
+            // Only the bytes up to the end of the head count.
+            let mut len = n;
+            let mut lfs = masks.lf & (u64::MAX >> (BLOCK - n));
+            while lfs != 0 {
+                let p = at + lfs.trailing_zeros() as usize;
+                lfs &= lfs - 1;
+                head.keep(p);
+                head.values += 1;
+                let empty_line_follows = match input.get(p + 1) {
+                    Some(b'\n') => true,
+                    Some(b'\r') => input.get(p + 2) == Some(&b'\n'),
+                    _ => false,
+                };
+                if empty_line_follows {
+                    head.end = p + 1;
+                    len = p + 1 - at;
+                    break;
+                }
+            }
+            if masks.rare {
+                // Commas and bytes beyond ASCII, counted one by one.
+                for b in &input[at..at + len] {
+                    head.values += usize::from(*b == b',');
+                    head.ascii &= b.is_ascii();
+                }
+            }
+            if head.end != input.len() {
+                break;
+            }
+            at += n;
+        }
+        head
+    }
+
+    fn keep(&mut self, p: usize) {
+        match (self.lf.get_mut(self.kept), u32::try_from(p)) {
+            (Some(slot), Ok(p)) => {
+                *slot = p;
+                self.kept += 1;
+            }
+            _ => self.complete = false,
+        }
+    }
+
+    /// The offset of the first LF of `input` at or after `from`, for
+    /// offsets in order.
+    #[inline]
+    pub(crate) fn lf_from(&mut self, input: &[u8], from: usize) -> Option<usize> {
+        while let Some(&p) = self.lf[..self.kept].get(self.next) {
+            if p as usize >= from {
+                return Some(p as usize);
+            }
+            self.next += 1;
+        }
+        if self.complete && from <= self.end {
+            // No LF is left before the end of the head; after it, search.
+            return memchr::memchr(b'\n', input.get(self.end.max(from)..)?)
+                .map(|i| self.end.max(from) + i);
+        }
+        memchr::memchr(b'\n', input.get(from..)?).map(|i| from + i)
+    }
+}
+
+/// What a block holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Masks {
+    /// Bit `i`: byte `i` is LF.
+    lf: u64,
+    /// Some byte is a comma or not ASCII.
+    rare: bool,
+}
+
+impl Masks {
+    /// The masks of a block that starts `n` bytes later (the bytes after
+    /// the end count as nothing).
+    fn skip(self, n: usize) -> Masks {
+        Masks {
+            lf: self.lf >> n,
+            rare: self.rare,
+        }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn classify(block: &[u8]) -> Masks {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_setzero_si128,
+    };
+    let mut lf = 0u64;
+    let mut rare = 0;
+    // SAFETY: this function is compiled only where SSE2 is enabled (the
+    // cfg above; it is part of every x86_64 target), which is all the
+    // intrinsics require. Each load reads 16 bytes of `block` (`part` has
+    // 16), and `loadu` has no alignment requirement.
+    unsafe {
+        let mut commas = _mm_setzero_si128();
+        let mut all = _mm_setzero_si128();
+        for (k, part) in block[..BLOCK].chunks_exact(16).enumerate() {
+            let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
+            let is_lf = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+            lf |= u64::from(_mm_movemask_epi8(is_lf) as u16) << (16 * k);
+            commas = _mm_or_si128(commas, _mm_cmpeq_epi8(v, _mm_set1_epi8(b',' as i8)));
+            all = _mm_or_si128(all, v);
+        }
+        // The high bit of a comma match, or of a byte beyond ASCII.
+        rare |= _mm_movemask_epi8(_mm_or_si128(commas, all));
+    }
+    Masks {
+        lf,
+        rare: rare != 0,
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn classify(block: &[u8]) -> Masks {
+    classify_bytes(block)
+}
+
+/// [`classify`] a byte at a time.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn classify_bytes(block: &[u8]) -> Masks {
+    let mut m = Masks { lf: 0, rare: false };
+    for (i, b) in block[..BLOCK].iter().enumerate() {
+        m.lf |= u64::from(*b == b'\n') << i;
+        m.rare |= *b == b',' || !b.is_ascii();
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_agree_with_bytes() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut block = [0u8; BLOCK];
+            for b in &mut block {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = match x % 5 {
+                    0 => b'\n',
+                    1 => b',',
+                    2 => (x >> 8) as u8,
+                    _ => b'a',
+                };
+            }
+            assert_eq!(classify(&block), classify_bytes(&block), "{block:?}");
+        }
+    }
+
+    fn lines(input: &[u8], start: usize) -> (Head, Vec<usize>) {
+        let mut head = Head::scan(input, start);
+        let mut out = vec![];
+        let mut from = start;
+        while let Some(p) = head.lf_from(input, from) {
+            out.push(p);
+            from = p + 1;
+        }
+        (head, out)
+    }
+
+    #[test]
+    fn finds_the_end_the_lines_and_the_values() {
+        let m = b"\r\nOPTIONS sip:a SIP/2.0\r\nVia: x, y\r\n z\r\nTo: t\r\n\r\nbody,\n";
+        let (head, lfs) = lines(m, 2);
+        let expect: Vec<usize> = m
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i)
+            .filter(|i| *i >= 2)
+            .collect();
+        assert_eq!(lfs, expect);
+        assert_eq!(head.end, m.len() - b"\r\nbody,\n".len());
+        // Four lines (the start line's too) and one comma, plus one.
+        assert_eq!(head.values, 6);
+        assert!(head.ascii);
+        let (head, _) = lines(b"A\nB: \xc3\xa9\n\nrest", 0);
+        assert_eq!(head.end, 8);
+        assert!(!head.ascii);
+        let (head, _) = lines(b"A\nB: c", 0);
+        assert_eq!(head.end, 6);
+    }
+
+    #[test]
+    fn many_lines_are_found_by_searching() {
+        let mut m = b"OPTIONS sip:a SIP/2.0\r\n".to_vec();
+        for _ in 0..200 {
+            m.extend_from_slice(b"X-A: b\r\n");
+        }
+        m.extend_from_slice(b"\r\n");
+        let (head, lfs) = lines(&m, 0);
+        assert!(!head.complete);
+        assert_eq!(lfs.len(), 202);
+        assert_eq!(head.values, 202);
+    }
+}
