@@ -61,6 +61,9 @@ pub(super) struct Route {
     log2n: u32,
     visited: Vec<SocketAddr>,
     restarts: u8,
+    /// The first hop was a guess (the current finger): a 302 from it
+    /// sends the request through normal routing instead.
+    guess: bool,
 }
 
 /// The final answer of a routed request.
@@ -95,6 +98,19 @@ const MAX_RESTARTS: u8 = 2;
 
 impl Node {
     pub(super) fn start_route(&mut self, key: Id, msg: RouteMsg, why: RouteWhy) {
+        self.start_route_via(key, msg, why, None);
+    }
+
+    /// Like [`Node::start_route`], but asks `guess` first: the peer that
+    /// was responsible last time. When it still is, that is one round trip
+    /// instead of a whole lookup.
+    pub(super) fn start_route_via(
+        &mut self,
+        key: Id,
+        msg: RouteMsg,
+        why: RouteWhy,
+        guess: Option<SocketAddr>,
+    ) {
         self.routes.next = self.routes.next.wrapping_add(1);
         let log2n = self.table().map_or(1, |t| t.log2_size());
         let route = Route {
@@ -106,8 +122,12 @@ impl Node {
             log2n,
             visited: vec![self.me.peer.addr],
             restarts: 0,
+            guess: guess.is_some(),
         };
-        self.route_step(route);
+        match guess {
+            Some(addr) if matches!(self.phase, Phase::Member(_)) => self.send_hop(route, addr),
+            _ => self.route_step(route),
+        }
     }
 
     /// Local step: answer it here when responsible, else send it to the
@@ -233,6 +253,15 @@ impl Node {
         let Some(mut route) = self.take_route(id) else {
             return;
         };
+        if route.guess {
+            route.guess = false;
+            if code == 302 {
+                // The guess is no longer responsible: route from here.
+                route.visited = vec![self.me.peer.addr];
+                self.route_step(route);
+                return;
+            }
+        }
         match code {
             302 => {
                 let next = msg
@@ -304,6 +333,7 @@ impl Node {
         }
         if route.restarts < MAX_RESTARTS {
             route.restarts += 1;
+            route.guess = false;
             route.hops = 0;
             route.visited = vec![self.me.peer.addr];
             self.route_step(route);

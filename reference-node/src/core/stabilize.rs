@@ -344,6 +344,7 @@ impl Node {
     /// is for the first start beyond it.
     fn advance_fix(&mut self) {
         let me = self.me.peer.id;
+        let now = self.now;
         loop {
             let Some(m) = self.member_mut() else { return };
             let Some(round) = &mut m.fix else { return };
@@ -362,7 +363,19 @@ impl Node {
                 continue;
             }
             let index = round.index;
-            self.start_route(start, RouteMsg::Query, RouteWhy::Finger { index });
+            // The current finger for this start, when it is not S1: most
+            // of the time it is still responsible and confirms that in
+            // one round trip (STAB-3: a query for the finger start).
+            let guess = m
+                .table
+                .fingers(now)
+                .into_iter()
+                .take_while(|(i, _)| *i <= index)
+                .last()
+                .map(|(_, p)| p)
+                .filter(|p| p.id != s1.id && start.in_open_closed(&me, &p.id))
+                .map(|p| p.addr);
+            self.start_route_via(start, RouteMsg::Query, RouteWhy::Finger { index }, guess);
             return;
         }
     }
