@@ -108,13 +108,15 @@ fn trim(s: &[u8]) -> &[u8] {
 }
 
 /// `*( SEMI generic-param )`: each parameter goes to `known` first, which
-/// returns false for the ones it does not type; those are kept verbatim.
+/// returns false for the ones it does not type; those are kept verbatim in
+/// `other_params`.
 #[inline]
 fn header_params<'a>(
     cx: &mut Cx<'a>,
     mut i: &'a [u8],
+    other_params: &mut Cow<'a, str>,
     mut known: impl FnMut(&mut Cx<'a>, &'a [u8], Option<&'a [u8]>) -> Result<bool, &'a [u8]>,
-) -> Res<'a, Cow<'a, str>> {
+) -> Res<'a, ()> {
     let mut other = Other::default();
     loop {
         // SEMI = SWS ";" SWS
@@ -138,7 +140,10 @@ fn header_params<'a>(
         }
         i = rest;
     }
-    Ok((i, other.finish(cx)))
+    if !other.is_empty() {
+        *other_params = other.finish(cx);
+    }
+    Ok((i, ()))
 }
 
 fn param_number<'a>(value: Option<&'a [u8]>, name: &'a [u8]) -> Result<u32, &'a [u8]> {
@@ -240,7 +245,7 @@ fn via_parm<'a>(cx: &mut Cx<'a>, i: &'a [u8], via: &mut Via<'a>) -> Res<'a, ()> 
         }
         Err(_) => i,
     };
-    let (i, other) = header_params(cx, i, |cx, name, value| {
+    let (i, ()) = header_params(cx, i, &mut via.other, |cx, name, value| {
         if BRANCH.is(name) && via.branch.is_none() {
             via.branch = Some(cx.text(value.ok_or(name)?));
         } else if RPORT.is(name) && via.rport == Rport::Absent {
@@ -269,7 +274,6 @@ fn via_parm<'a>(cx: &mut Cx<'a>, i: &'a [u8], via: &mut Via<'a>) -> Res<'a, ()> 
         }
         Ok(true)
     })?;
-    via.other = other;
     Ok((i, ()))
 }
 
@@ -293,7 +297,7 @@ pub(crate) fn from_to<'a>(
         unreachable!("a From or To was just appended")
     };
     let (rest, ()) = name_addr(cx, i, &mut f.addr).map_err(|e| failed_at(e, i))?;
-    let (rest, other) = header_params(cx, rest, |cx, name, value| {
+    let (rest, ()) = header_params(cx, rest, &mut f.other, |cx, name, value| {
         if TAG.is(name) && f.tag.is_none() {
             f.tag = Some(cx.text(value.ok_or(name)?));
             Ok(true)
@@ -303,7 +307,6 @@ pub(crate) fn from_to<'a>(
     })
     .map_err(|e| failed_at(e, rest))?;
     end(rest)?;
-    f.other = other;
     Ok(())
 }
 
@@ -413,7 +416,7 @@ pub(crate) fn contact_list<'a>(
             unreachable!("a Contact was just appended")
         };
         let (i, ()) = name_addr(cx, i, &mut c.addr)?;
-        let (i, other) = header_params(cx, i, |cx, name, value| {
+        let (i, ()) = header_params(cx, i, &mut c.other, |cx, name, value| {
             if EXPIRES.is(name) && c.expires.is_none() {
                 c.expires = Some(param_number(value, name)?);
             } else if Q.is(name) && c.q.is_none() {
@@ -423,7 +426,6 @@ pub(crate) fn contact_list<'a>(
             }
             Ok(true)
         })?;
-        c.other = other;
         Ok((i, ()))
     })
 }
@@ -447,8 +449,7 @@ pub(crate) fn param_addr_list<'a>(
             unreachable!("a Route or Record-Route was just appended")
         };
         let (i, ()) = name_addr(cx, i, &mut p.addr)?;
-        let (i, other) = header_params(cx, i, |_, _, _| Ok(false))?;
-        p.other = other;
+        let (i, ()) = header_params(cx, i, &mut p.other, |_, _, _| Ok(false))?;
         Ok((i, ()))
     })
 }
@@ -475,7 +476,7 @@ pub(crate) fn dht_peer_id<'a>(
         unreachable!("a DHT-PeerID was just appended")
     };
     let (rest, ()) = name_addr(cx, i, &mut d.addr).map_err(|e| failed_at(e, i))?;
-    let (rest, other) = header_params(cx, rest, |cx, name, value| {
+    let (rest, ()) = header_params(cx, rest, &mut d.other, |cx, name, value| {
         if ALGORITHM.is(name) && d.algorithm.is_none() {
             d.algorithm = Some(cx.text(value.ok_or(name)?));
         } else if DHT.is(name) && d.dht.is_none() {
@@ -494,7 +495,6 @@ pub(crate) fn dht_peer_id<'a>(
     })
     .map_err(|e| failed_at(e, rest))?;
     end(rest)?;
-    d.other = other;
     Ok(())
 }
 
@@ -523,7 +523,7 @@ pub(crate) fn dht_link_list<'a>(
         };
         let (i, ()) = name_addr(cx, i, &mut l.addr)?;
         let mut link = None;
-        let (i, other) = header_params(cx, i, |cx, name, value| {
+        let (i, ()) = header_params(cx, i, &mut l.other, |cx, name, value| {
             if LINK.is(name) && link.is_none() {
                 let v = value.ok_or(name)?;
                 link = Some(link_type(v, legacy).ok_or_else(|| {
@@ -545,7 +545,6 @@ pub(crate) fn dht_link_list<'a>(
             )));
         };
         l.link = link;
-        l.other = other;
         Ok((i, ()))
     })
 }

@@ -107,9 +107,18 @@ impl Spelling {
     #[inline]
     pub(crate) fn starts(&self, line: &[u8]) -> bool {
         match line.get(self.len) {
-            Some(b) if !TOKEN[*b as usize] => self.prefix_of(line),
-            _ => false,
+            Some(b) if !TOKEN[*b as usize] => {}
+            _ => return false,
         }
+        // Whole words of the line where it has them: the bytes past the
+        // name do not count.
+        (0..self.len.div_ceil(8)).all(|k| {
+            let w = match line.get(k * 8..k * 8 + 8) {
+                Some(w) => word(w),
+                None => word(&line[k * 8..]),
+            };
+            w & self.care[k] == self.lower[k]
+        })
     }
 
     /// Whether `s`, at least as long as the name, starts with it.
@@ -138,9 +147,19 @@ pub(crate) fn is_wsp(b: u8) -> bool {
 /// The number of leading bytes of `i` in `class`.
 #[inline]
 pub(crate) fn span(i: &[u8], class: &[bool; 256]) -> usize {
-    i.iter()
-        .position(|b| !class[*b as usize])
-        .unwrap_or(i.len())
+    let is = |b: u8| class[b as usize];
+    let mut n = 0;
+    // Four at a time while all four belong.
+    while let Some(&[a, b, c, d]) = i.get(n..n + 4) {
+        if !(is(a) & is(b) & is(c) & is(d)) {
+            break;
+        }
+        n += 4;
+    }
+    while n < i.len() && is(i[n]) {
+        n += 1;
+    }
+    n
 }
 
 /// `LWS = [*WSP CRLF] 1*WSP` and `SWS = [LWS]`, as one skip. A fold inside
@@ -248,7 +267,7 @@ pub(crate) fn gen_value(i: &[u8]) -> Res<'_, &[u8]> {
 }
 
 /// `generic-param = token [ EQUAL gen-value ]`, after the SEMI.
-#[inline]
+#[inline(always)]
 pub(crate) fn generic_param(i: &[u8]) -> Res<'_, (&[u8], Option<&[u8]>)> {
     let (i, name) = token(i)?;
     // Most often `name=value`, the value a token.

@@ -55,6 +55,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) warnings: Warnings,
     pub(crate) profile: Profile,
     pub(crate) failure: Option<ErrorKind>,
+    /// The value of the first Content-Length header.
+    pub(crate) content_length: Option<u32>,
 }
 
 impl<'a> Cx<'a> {
@@ -65,6 +67,7 @@ impl<'a> Cx<'a> {
             warnings: Warnings::default(),
             profile,
             failure: None,
+            content_length: None,
         }
     }
 
@@ -135,11 +138,7 @@ pub fn parse(input: &[u8], opts: ParseOptions) -> Result<Parsed<'_>, ParseError>
         return Err(ParseError::new(opts.max_size, ErrorKind::TooLarge));
     }
     let mut cx = Cx::new(input, opts.profile);
-    let parsed = message(&mut cx, input, opts)?;
-    if let Some((d, offset)) = parsed.warnings.first_refused(opts.strict) {
-        return Err(ParseError::new(offset, ErrorKind::Deviation(d)));
-    }
-    Ok(parsed)
+    message(&mut cx, input, opts)
 }
 
 /// What the start of a stream buffer holds (WIRE-9).
@@ -223,7 +222,8 @@ fn message<'a>(
         }
         _ => {}
     }
-    let mut head = Head::scan(input, skip);
+    let mut head = Head::new();
+    head.scan(input, skip);
     cx.check_text(&head);
     let line_end = head
         .lf_from(input, skip)
@@ -256,10 +256,7 @@ fn message<'a>(
     }
 
     let available = &input[pos..];
-    let declared = headers.iter().find_map(|h| match h {
-        Header::ContentLength(n) => Some(*n as usize),
-        _ => None,
-    });
+    let declared = cx.content_length.map(|n| n as usize);
     let body: &[u8] = match declared {
         Some(n) if n > available.len() => {
             return Err(ParseError::new(input.len(), ErrorKind::BodyTruncated));
@@ -273,6 +270,9 @@ fn message<'a>(
         body: Cow::Borrowed(body),
     };
     validate(cx, &msg, pos, declared.is_some(), opts);
+    if let Some((d, offset)) = cx.warnings.first_refused(opts.strict) {
+        return Err(ParseError::new(offset, ErrorKind::Deviation(d)));
+    }
     Ok(Parsed {
         message: msg,
         warnings: cx.warnings,
@@ -518,9 +518,10 @@ fn header_line<'a>(
         Name::MaxForwards => {
             header::number(value, true).map(|n| push(out, || Header::MaxForwards(n)))
         }
-        Name::ContentLength => {
-            header::number(value, false).map(|n| push(out, || Header::ContentLength(n)))
-        }
+        Name::ContentLength => header::number(value, false).map(|n| {
+            cx.content_length.get_or_insert(n);
+            push(out, || Header::ContentLength(n))
+        }),
         Name::Require => header::token_list(cx, value, out, Header::Require),
         Name::Supported => header::token_list(cx, value, out, Header::Supported),
         Name::Unsupported => header::token_list(cx, value, out, Header::Unsupported),
@@ -555,11 +556,13 @@ fn header_line<'a>(
 
 /// The value after HCOLON without leading LWS or trailing white space.
 fn trim_value(v: &[u8]) -> &[u8] {
-    let (v, ()) = lex::sws(v).unwrap_or((v, ()));
-    let end = v
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        .map_or(0, |e| e + 1);
+    let is_lws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let v = match v {
+        // Most often one space, then the value.
+        [b' ', rest @ ..] if !rest.first().is_some_and(is_lws) => rest,
+        _ => lex::sws(v).map_or(v, |(v, ())| v),
+    };
+    let end = v.iter().rposition(|b| !is_lws(b)).map_or(0, |e| e + 1);
     &v[..end]
 }
 
@@ -583,10 +586,41 @@ fn validate(
     let mut requires_dht = false;
     let mut supports_dht = false;
     for h in &msg.headers {
-        // The Peer URIs' own checks (WIRE-3, WIRE-4, WIRE-5, ID-2) as the
-        // headers come; they record other deviations than the counts below.
-        match h {
-            Header::DhtPeerId(d) => check_dht_peer_id(cx, d, opts),
+        // Counted below: the single headers, by slot. The Peer URIs' own
+        // checks (WIRE-3, WIRE-4, WIRE-5, ID-2) run as the headers come;
+        // they record other deviations than the counts.
+        let slot = match h {
+            Header::From(f) => {
+                from.get_or_insert(f);
+                if has_peer_id(&f.addr.uri) {
+                    check_addr_peer_uri(cx, &f.addr.uri, opts);
+                }
+                0
+            }
+            Header::To(t) => {
+                if has_peer_id(&t.addr.uri) {
+                    check_addr_peer_uri(cx, &t.addr.uri, opts);
+                }
+                1
+            }
+            Header::CallId(_) => 2,
+            Header::CSeq(c) => {
+                cseq.get_or_insert(c);
+                3
+            }
+            Header::MaxForwards(_) => 4,
+            Header::Expires(_) => 5,
+            Header::ContentLength(_) => 6,
+            Header::Via(v) => {
+                vias += 1;
+                top_via.get_or_insert(v);
+                continue;
+            }
+            Header::DhtPeerId(d) => {
+                check_dht_peer_id(cx, d, opts);
+                dht_ids += 1;
+                continue;
+            }
             Header::DhtLink(l) => {
                 let at = offset_of_uri(cx, &l.addr.uri);
                 match l.expires {
@@ -601,36 +635,12 @@ fn validate(
                     Deviation::LinkWithoutId,
                     opts.verify_peer_ids,
                 );
-            }
-            Header::To(t) | Header::From(t) if t.addr.uri.peer_id().is_some() => {
-                check_addr_peer_uri(cx, &t.addr.uri, opts)
-            }
-            Header::Contact(Contact::Addr(c)) if c.addr.uri.peer_id().is_some() => {
-                check_addr_peer_uri(cx, &c.addr.uri, opts)
-            }
-            _ => {}
-        }
-        let slot = match h {
-            Header::From(f) => {
-                from.get_or_insert(f);
-                0
-            }
-            Header::To(_) => 1,
-            Header::CallId(_) => 2,
-            Header::CSeq(c) => {
-                cseq.get_or_insert(c);
-                3
-            }
-            Header::MaxForwards(_) => 4,
-            Header::Expires(_) => 5,
-            Header::ContentLength(_) => 6,
-            Header::Via(v) => {
-                vias += 1;
-                top_via.get_or_insert(v);
                 continue;
             }
-            Header::DhtPeerId(_) => {
-                dht_ids += 1;
+            Header::Contact(Contact::Addr(c)) => {
+                if has_peer_id(&c.addr.uri) {
+                    check_addr_peer_uri(cx, &c.addr.uri, opts);
+                }
                 continue;
             }
             // Option tags compare case-insensitively (WIRE-2).
@@ -750,14 +760,16 @@ fn check_dht_token(cx: &mut Cx<'_>, dht: &str, at: usize) {
 /// the ID is the one of its own address. A host of 0.0.0.0 names only a
 /// key (a query, PROFILE §4), so it is not checked.
 fn check_peer_uri(cx: &mut Cx<'_>, uri: &Uri<'_>, at: usize, missing: Deviation, verify: bool) {
-    let Some(id) = uri.peer_id() else {
+    if !has_peer_id(uri) {
         cx.warnings.record(missing, at);
         return;
-    };
-    if uri.host == Host::V4(Ipv4Addr::UNSPECIFIED) {
-        return;
     }
-    let Some(ip) = uri.host.ip() else { return };
+    let ip = match uri.host {
+        Host::V4(a) if a == Ipv4Addr::UNSPECIFIED => return,
+        Host::V4(a) => IpAddr::V4(a),
+        Host::V6(a) => IpAddr::V6(a),
+        Host::Domain(_) => return,
+    };
     let port = match uri.port {
         Some(p) => p,
         None => {
@@ -765,9 +777,16 @@ fn check_peer_uri(cx: &mut Cx<'_>, uri: &Uri<'_>, at: usize, missing: Deviation,
             5060
         }
     };
-    if verify && cx.profile.peer_id(ip, port) != id {
+    if verify && Some(cx.profile.peer_id(ip, port)) != uri.peer_id() {
         cx.warnings.record(Deviation::PeerIdNotOfAddress, at);
     }
+}
+
+/// `uri.peer_id().is_some()`, without decoding a Node URI's ID when the
+/// parameter is there.
+#[inline]
+fn has_peer_id(uri: &Uri<'_>) -> bool {
+    uri.params.peer_id.is_some() || uri.peer_id().is_some()
 }
 
 /// The offset of a field borrowed from the input (the end when it was

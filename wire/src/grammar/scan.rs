@@ -35,18 +35,26 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    /// Scans `input` from `start` (the start line).
+    /// Before the scan.
     #[inline(always)]
-    pub(crate) fn scan(input: &[u8], start: usize) -> Head {
-        let mut head = Head {
-            end: input.len(),
+    pub(crate) fn new() -> Head {
+        Head {
+            end: 0,
             values: 1,
-            ascii: input[..start.min(input.len())].is_ascii(),
+            ascii: true,
             lf: [0; KEPT],
             kept: 0,
             complete: true,
             next: 0,
-        };
+        }
+    }
+
+    /// Scans `input` from `start` (the start line).
+    #[inline(always)]
+    pub(crate) fn scan(&mut self, input: &[u8], start: usize) {
+        let head = self;
+        head.end = input.len();
+        head.ascii = input[..start.min(input.len())].is_ascii();
         let mut at = start;
         while at < input.len() {
             let n = (input.len() - at).min(BLOCK);
@@ -94,7 +102,6 @@ impl Head {
             }
             at += n;
         }
-        head
     }
 
     fn keep(&mut self, p: usize) {
@@ -220,7 +227,8 @@ mod tests {
     }
 
     fn lines(input: &[u8], start: usize) -> (Head, Vec<usize>) {
-        let mut head = Head::scan(input, start);
+        let mut head = Head::new();
+        head.scan(input, start);
         let mut out = vec![];
         let mut from = start;
         while let Some(p) = head.lf_from(input, from) {

@@ -144,27 +144,7 @@ fn uri_span<'a>(
         out.user = Some(cx.text(&rest[..n]));
         &rest[n + 1..]
     } else {
-        match memchr(b'@', span(rest)) {
-            Some(at) => {
-                let info = &rest[..at];
-                let (user, password) = match memchr(b':', info) {
-                    Some(c) => (&info[..c], Some(&info[c + 1..])),
-                    None => (info, None),
-                };
-                if user.is_empty() || !user.iter().all(|b| USER[*b as usize]) {
-                    return Err(info);
-                }
-                if let Some(p) = password {
-                    if !p.iter().all(|b| PASSWORD[*b as usize]) {
-                        return Err(p);
-                    }
-                    out.password = Some(cx.text(p));
-                }
-                out.user = Some(cx.text(user));
-                &rest[at + 1..]
-            }
-            None => rest,
-        }
+        userinfo(cx, rest, span(rest), out)?
     };
 
     // hostport = host [ ":" port ]
@@ -194,6 +174,37 @@ fn uri_span<'a>(
         Some(b) if Some(*b) == end => Ok(after_headers),
         Some(_) => Err(after_headers),
     }
+}
+
+/// `userinfo = ( user / telephone-subscriber ) [ ":" password ] "@"`, in
+/// general: up to the first '@' of the URI's own bytes `span` (a prefix of
+/// `rest`), if there is one. Returns the rest after it.
+#[inline(never)]
+fn userinfo<'a>(
+    cx: &mut Cx<'a>,
+    rest: &'a [u8],
+    span: &'a [u8],
+    out: &mut Uri<'a>,
+) -> Result<&'a [u8], &'a [u8]> {
+    let Some(at) = memchr(b'@', span) else {
+        return Ok(rest);
+    };
+    let info = &rest[..at];
+    let (user, password) = match memchr(b':', info) {
+        Some(c) => (&info[..c], Some(&info[c + 1..])),
+        None => (info, None),
+    };
+    if user.is_empty() || !user.iter().all(|b| USER[*b as usize]) {
+        return Err(info);
+    }
+    if let Some(p) = password {
+        if !p.iter().all(|b| PASSWORD[*b as usize]) {
+            return Err(p);
+        }
+        out.password = Some(cx.text(p));
+    }
+    out.user = Some(cx.text(user));
+    Ok(&rest[at + 1..])
 }
 
 /// Whether `a b c` spell `lower` in any letter case.
@@ -318,6 +329,9 @@ fn ipv4_dot(s: &[u8], at: usize) -> Option<usize> {
     (s.get(at) == Some(&b'.')).then_some(at + 1)
 }
 
+/// The usual spelling of the Peer-ID parameter and its `=`.
+const PEER_ID_EQ: [u8; 8] = *b"peer-ID=";
+
 /// The URI parameters the model types (RFC 3261 §19.1.1, WIRE-3, ID-5).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ParamName {
@@ -364,7 +378,36 @@ impl ParamName {
 /// `uri-parameters = *( ";" uri-parameter)`
 /// `other-param = pname [ "=" pvalue ]`, `pname = 1*paramchar`,
 /// `pvalue = 1*paramchar`
+#[inline(always)]
 fn uri_parameters<'a>(
+    cx: &mut Cx<'a>,
+    i: &'a [u8],
+    params: &mut UriParams<'a>,
+) -> Result<&'a [u8], &'a [u8]> {
+    // A Peer URI's one parameter (WIRE-3), and nothing else.
+    if let [b';', body @ ..] = i {
+        if let Some(&PEER_ID_EQ) = body.first_chunk::<8>() {
+            if let Some((id, case)) = hex_id_value(&body[8..]) {
+                let rest = &body[48..];
+                if rest.first() != Some(&b';') {
+                    if case == HexCase::Upper {
+                        cx.deviate(Deviation::UpperHexId, &body[8..]);
+                    }
+                    params.peer_id = Some(id);
+                    return Ok(rest);
+                }
+            }
+        }
+    }
+    match i.first() {
+        Some(b';') => uri_parameter_list(cx, i, params),
+        _ => Ok(i),
+    }
+}
+
+/// [`uri_parameters`], any of them.
+#[inline(never)]
+fn uri_parameter_list<'a>(
     cx: &mut Cx<'a>,
     mut i: &'a [u8],
     params: &mut UriParams<'a>,
@@ -372,7 +415,7 @@ fn uri_parameters<'a>(
     let mut other = Other::default();
     while let [b';', body @ ..] = i {
         // The usual Peer-ID parameter (WIRE-3), without a scan of its name.
-        if let (Some(b"peer-ID="), None) = (body.get(..8), params.peer_id) {
+        if let (Some(&PEER_ID_EQ), None) = (body.first_chunk::<8>(), params.peer_id) {
             if let Some((id, case)) = hex_id_value(&body[8..]) {
                 if case == HexCase::Upper {
                     cx.deviate(Deviation::UpperHexId, &body[8..]);
@@ -526,6 +569,7 @@ impl<'a> Other<'a> {
         self.borrowed.is_none() && self.owned.is_none()
     }
 
+    #[inline]
     pub(crate) fn finish(self, cx: &Cx<'a>) -> Cow<'a, str> {
         match (self.owned, self.borrowed) {
             (Some(s), _) => Cow::Owned(s),
