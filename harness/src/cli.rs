@@ -31,6 +31,15 @@ pub enum Command {
     /// Regenerate or check the language-neutral test vectors.
     #[command(subcommand)]
     Vectors(cmd::vectors::VectorsCommand),
+    /// Run the conformance suites against an implementation and report.
+    #[command(
+        help_template = "{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}{after-help}",
+        after_help = "Exit codes: 0 compliant, 1 non-compliant, 2 could not run."
+    )]
+    Run(Box<cmd::run::Args>),
+    /// A scriptable stand-in endpoint for the harness's own tests.
+    #[command(hide = true)]
+    StubPeer(cmd::stub::Args),
 }
 
 /// What a command found: success, a negative answer, or could not run.
@@ -38,6 +47,8 @@ pub enum Command {
 pub enum Outcome {
     Yes,
     No,
+    /// The command could not do its job and has said why (exit 2).
+    CouldNotRun,
 }
 
 pub fn main() -> ExitCode {
@@ -46,10 +57,15 @@ pub fn main() -> ExitCode {
         Command::Parse(args) => cmd::parse::run(args),
         Command::Id(c) => cmd::id::run(c),
         Command::Vectors(c) => cmd::vectors::run(c),
+        Command::Run(args) => cmd::run::run(*args),
+        Command::StubPeer(args) => cmd::stub::run(args),
     };
+    // Whatever happened, no IUT process outlives the harness.
+    crate::iut::registry::kill_all();
     match result {
         Ok(Outcome::Yes) => ExitCode::from(0),
         Ok(Outcome::No) => ExitCode::from(1),
+        Ok(Outcome::CouldNotRun) => ExitCode::from(2),
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::from(0);

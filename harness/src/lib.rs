@@ -6,5 +6,13 @@ cases against it, and reports a verdict per requirement with evidence.
 The `p2psip` binary is a thin shell over [`cli::main`].
 */
 
+pub mod checks;
 pub mod cli;
 pub mod cmd;
+pub mod engine;
+pub mod evidence;
+pub mod iut;
+pub mod net;
+pub mod oracle;
+pub mod probe;
+pub mod puppet;

@@ -2,4 +2,6 @@
 
 pub mod id;
 pub mod parse;
+pub mod run;
+pub mod stub;
 pub mod vectors;

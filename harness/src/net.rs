@@ -1,0 +1,171 @@
+/*!
+Loopback addresses for IUT instances, reference nodes and scripted peers.
+
+Every endpoint the harness creates gets its own 127.x.y.z address (Linux
+routes all of 127.0.0.0/8 to the loopback interface), so Peer-IDs (ID-2:
+SHA-1 of the IP text) spread over the whole ring, and parallel cases or
+parallel test processes never share an address by accident: the sequence
+of addresses starts at an offset derived from the process id and advances
+with a process-wide counter. `127.0.0.0/16` is never used (127.0.0.1 and
+127.0.0.53 belong to the host).
+
+Ports are found by binding port 0 on the address (UDP and TCP both, since
+an IUT may listen on both) and releasing the sockets: the kernel picks a
+free port, and on a fresh address nobody else competes for it.
+*/
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use p2psip_wire::{Id, peer_id};
+
+/// x in 1..=254, y in 0..=255, z in 1..=254.
+const SPACE: u64 = 254 * 256 * 254;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn base() -> u64 {
+    static BASE: OnceLock<u64> = OnceLock::new();
+    *BASE.get_or_init(|| {
+        // Spread processes far apart: a large odd multiplier of the pid.
+        let pid = u64::from(std::process::id());
+        pid.wrapping_mul(2_654_435_761) % SPACE
+    })
+}
+
+/// The next loopback address of this process's sequence.
+pub fn next_loopback() -> Ipv4Addr {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // A stride coprime to SPACE walks the whole space before repeating.
+    let i = (base() + n.wrapping_mul(7_919)) % SPACE;
+    let z = (i % 254) as u8 + 1;
+    let y = ((i / 254) % 256) as u8;
+    let x = (i / (254 * 256)) as u8 + 1;
+    Ipv4Addr::new(127, x, y, z)
+}
+
+/// A free port on `ip` for both UDP and TCP, found by binding port 0 and
+/// releasing it (the caller, or the process it starts, binds it next).
+pub fn free_port(ip: IpAddr) -> io::Result<u16> {
+    let mut last = None;
+    for _ in 0..16 {
+        let udp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let port = udp.local_addr()?.port();
+        match TcpListener::bind(SocketAddr::new(ip, port)) {
+            Ok(_tcp) => return Ok(port),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no free port")))
+}
+
+/// A fresh address with a free port, for a process the harness starts.
+pub fn fresh_endpoint() -> io::Result<SocketAddr> {
+    let ip = IpAddr::V4(next_loopback());
+    Ok(SocketAddr::new(ip, free_port(ip)?))
+}
+
+/// An arc of the ring a placed endpoint must land in: the open interval
+/// `(from, to)`; with `from == to`, everywhere but `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arc {
+    pub from: Id,
+    pub to: Id,
+}
+
+impl Arc {
+    pub fn contains(&self, id: &Id) -> bool {
+        id.in_open(&self.from, &self.to)
+    }
+}
+
+/// Why no address was found for an arc.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("no loopback address within {tries} tries has a Peer-ID in ({from}, {to})")]
+    Exhausted { tries: u32, from: Id, to: Id },
+    #[error("binding a loopback address: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// How many candidate addresses [`place`] tries. An arc of a fraction f
+/// of the ring needs about 1/f tries; the cases place peers in gaps
+/// between a handful of nodes, so this is generous.
+pub const PLACE_TRIES: u32 = 200_000;
+
+/// Finds a loopback address whose Peer-ID (ID-2: high 144 bits from the
+/// IP text, low 16 bits the port) lies in `arc`, and hands it to `bind`,
+/// which binds it (port 0) and returns the bound address, or `None` when
+/// the port pushed the ID out of the arc... `bind` is only called for
+/// addresses whose port-independent part fits.
+pub fn place<T>(
+    arc: Option<Arc>,
+    mut bind: impl FnMut(IpAddr) -> io::Result<(T, SocketAddr)>,
+) -> Result<(T, SocketAddr), PlaceError> {
+    for _ in 0..PLACE_TRIES {
+        let ip = IpAddr::V4(next_loopback());
+        if let Some(arc) = arc {
+            // The ID of this IP spans [lo, hi] over all ports: test both
+            // ends cheaply before binding.
+            let lo = peer_id(ip, 0);
+            let hi = peer_id(ip, u16::MAX);
+            if !arc.contains(&lo) && !arc.contains(&hi) {
+                continue;
+            }
+        }
+        let (thing, addr) = bind(ip)?;
+        if arc.is_none_or(|a| a.contains(&peer_id(addr.ip(), addr.port()))) {
+            return Ok((thing, addr));
+        }
+    }
+    let arc = arc.unwrap_or(Arc {
+        from: Id::ZERO,
+        to: Id::ZERO,
+    });
+    Err(PlaceError::Exhausted {
+        tries: PLACE_TRIES,
+        from: arc.from,
+        to: arc.to,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_distinct_and_outside_127_0() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let a = next_loopback();
+            assert_eq!(a.octets()[0], 127);
+            assert_ne!(a.octets()[1], 0, "{a}");
+            assert_ne!(a.octets()[3], 0, "{a}");
+            assert_ne!(a.octets()[3], 255, "{a}");
+            assert!(seen.insert(a), "{a} repeated");
+        }
+    }
+
+    #[test]
+    fn free_port_is_bindable() {
+        let ip = IpAddr::V4(next_loopback());
+        let port = free_port(ip).unwrap();
+        UdpSocket::bind(SocketAddr::new(ip, port)).unwrap();
+    }
+
+    #[test]
+    fn place_lands_in_a_narrow_arc() {
+        let from = Id::from_hex("8000000000000000000000000000000000000000").unwrap();
+        let to = Id::from_hex("8100000000000000000000000000000000000000").unwrap();
+        let arc = Arc { from, to };
+        let (_sock, addr) = place(Some(arc), |ip| {
+            let s = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+            let a = s.local_addr()?;
+            Ok((s, a))
+        })
+        .unwrap();
+        assert!(arc.contains(&peer_id(addr.ip(), addr.port())));
+    }
+}
