@@ -37,6 +37,9 @@ pub enum Command {
         after_help = "Exit codes: 0 compliant, 1 non-compliant, 2 could not run."
     )]
     Run(Box<cmd::run::Args>),
+    /// The reference node, in-process (the arguments of `p2psip-node`).
+    #[command(hide = true, disable_help_flag = true)]
+    Node(cmd::node::Args),
     /// A scriptable stand-in endpoint for the harness's own tests.
     #[command(hide = true)]
     StubPeer(cmd::stub::Args),
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Vectors(c) => cmd::vectors::run(c),
         Command::Run(args) => cmd::run::run(*args),
         Command::StubPeer(args) => cmd::stub::run(args),
+        Command::Node(args) => cmd::node::run(args),
     };
     // Whatever happened, no IUT process outlives the harness.
     crate::iut::registry::kill_all();

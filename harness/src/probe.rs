@@ -54,7 +54,9 @@ fn harness_uri(addr: SocketAddr) -> Uri<'static> {
 }
 
 /// Probes `target` until it answers 200 or `deadline`; the 200 is returned.
-/// `interval` is the time between fresh probes.
+/// Fresh probes go out 20 ms apart at first (a process that is still
+/// binding its socket answers the second or third), the gap doubling up
+/// to `interval`.
 pub async fn options(
     obs: &Puppet,
     target: SocketAddr,
@@ -69,6 +71,7 @@ pub async fn options(
         ..Matcher::default()
     };
     let before = obs.inbox().matching(&any_answer).len();
+    let mut gap = Duration::from_millis(20).min(interval);
     loop {
         let txn = obs.txn();
         let msg = build::options(None, target, &txn, harness_uri(obs.addr()));
@@ -76,7 +79,8 @@ pub async fn options(
         sent += 1;
         // A send error (no route) is like silence for the verdict.
         let _ = obs.send_msg(target, Transport::Udp, &msg).await;
-        let next = (Instant::now() + interval).min(deadline);
+        let next = (Instant::now() + gap).min(deadline);
+        gap = (gap * 2).min(interval);
         // A 200 to any of our probes counts, however late.
         let ok = Matcher {
             kind: Kind::Response {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod id;
+pub mod node;
 pub mod parse;
 pub mod run;
 pub mod stub;

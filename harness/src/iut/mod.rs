@@ -41,6 +41,8 @@ const NODE_ARGS: &[&str] = &[
     "{t1_ms}",
     "--expires-s",
     "{expires_s}",
+    "--peer-expires-s",
+    "{expires_s}",
     "--replicas",
     "{replicas}",
     "--successors",
@@ -54,14 +56,28 @@ const NODE_ARGS: &[&str] = &[
 /// The program (and leading arguments) that runs the reference node.
 ///
 /// This is the one place that decides how the built-in default starts
-/// the reference node: `P2PSIP_NODE` names a node binary when set;
-/// otherwise the `p2psip-node` binary built next to the running harness
-/// (same target directory).
+/// the reference node: the running harness executable with its hidden
+/// `node` subcommand (the node runs in-process from the `p2psip-node`
+/// library, so no second binary is needed). `P2PSIP_NODE` names a
+/// `p2psip-node` binary to use instead.
 pub fn reference_node_program() -> Vec<String> {
     if let Some(p) = std::env::var_os("P2PSIP_NODE") {
         return vec![p.to_string_lossy().into_owned()];
     }
-    vec![sibling_binary("p2psip-node").display().to_string()]
+    vec![harness_exe().display().to_string(), "node".to_string()]
+}
+
+/// The `p2psip` executable: the running one, or (when the running one is
+/// a test binary) the one built next to it.
+pub fn harness_exe() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("p2psip"));
+    let is_p2psip = exe
+        .file_stem()
+        .is_some_and(|s| s == "p2psip");
+    if is_p2psip {
+        return exe;
+    }
+    sibling_binary("p2psip")
 }
 
 /// `name` in the directory of the running executable, or in its parent
