@@ -107,15 +107,18 @@ fn admitted<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
             return Err(finding("JOIN-4", "the responder's DHT-PeerID in the 200", r.describe()));
         }
         let l = links_of(&r).ok_or_else(|| Stop::Error("no links".into()))?;
-        if l.succ.is_empty() {
-            return Err(finding("JOIN-4", "S1 in the 200 (the admitting peer's successor)", "no S link"));
-        }
         if l.pred.is_some_and(|p| p.id == joiner.id) {
             return Err(finding(
                 "JOIN-5",
                 "P1 in the 200 = the admitting peer's predecessor before the join, not the joiner (it adopts the joiner only after sending the 200)",
                 format!("P1 = {}", cx.show(&joiner)),
             ));
+        }
+        // A first peer (no predecessor) is its own successor: reporting
+        // itself is optional (PROFILE §14 leaves it open; the reference
+        // node omits it).
+        if l.succ.is_empty() && l.pred.is_some() {
+            return Err(finding("JOIN-4", "S1 in the 200 (the admitting peer's successor)", "no S link"));
         }
         if let Some(want) = input.str("pred") {
             let ok = match want {

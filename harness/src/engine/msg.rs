@@ -10,7 +10,7 @@ Raw template placeholders (checked when the suite is loaded):
 | `{branch}` `{call_id}` `{tag}` `{cseq}` | a fresh transaction of the sending puppet |
 | `{me}` `{me_ip}` `{me_port}` `{me_id}` `{me_uri}` | the sending puppet: `ip:port`, IP, port, Peer-ID, Peer URI |
 | `{to}` `{to_ip}` `{to_port}` `{to_id}` `{to_uri}` | the target, likewise |
-| `{addr:NAME}` `{id:NAME}` `{uri:NAME}` | any node or puppet |
+| `{addr:NAME}` `{id:NAME}` `{uri:NAME}` | any node or puppet (`{uid:NAME}`: its ID in upper-case hex) |
 | `{overlay}` `{expires}` `{peer_expires}` | the case's parameters |
 | `{identity}` | the sender's whole DHT-PeerID value |
 | `{content_length}` | the length of the body (after the first empty line) |
@@ -90,12 +90,12 @@ pub fn parse_raw(text: &str) -> Result<Vec<Piece>, String> {
                     return Err("unclosed `{` in raw template (write `{{` for a brace)".into());
                 }
                 let ok = RAW_PLACEHOLDERS.contains(&name.as_str())
-                    || ["addr:", "id:", "uri:"]
+                    || ["addr:", "id:", "uid:", "uri:"]
                         .iter()
                         .any(|p| name.strip_prefix(p).is_some_and(|n| !n.is_empty()));
                 if !ok {
                     return Err(format!(
-                        "unknown placeholder {{{name}}} in raw template; known: {}, {{addr:NAME}}, {{id:NAME}}, {{uri:NAME}}",
+                        "unknown placeholder {{{name}}} in raw template; known: {}, {{addr:NAME}}, {{id:NAME}}, {{uid:NAME}}, {{uri:NAME}}",
                         RAW_PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(" ")
                     ));
                 }
@@ -321,6 +321,7 @@ fn expand_raw(cx: &mut Ctx, step: &SendStep, puppet: &Puppet, target: &Peer, raw
                 let val = match kind {
                     "addr" => peer.addr.to_string(),
                     "id" => peer.id.to_string(),
+                    "uid" => peer.id.to_string().to_ascii_uppercase(),
                     _ => peer_uri_text(&peer),
                 };
                 fixed.push((v.clone(), val));
