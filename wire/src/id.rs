@@ -49,6 +49,7 @@ impl Id {
     }
 
     /// Parses exactly 40 hex digits, either case, and says which case was used.
+    #[inline]
     pub fn parse_hex(text: &[u8]) -> Result<(Id, HexCase), IdError> {
         let Ok(digits) = <&[u8; 40]>::try_from(text) else {
             return Err(IdError::Length(text.len()));

@@ -7,11 +7,12 @@ holding folds) and pushes one model entry per comma-separated value.
 */
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 use memchr::memchr3;
 
 use super::Cx;
-use super::lex::{self, Res, Spelling, WORD, err, sep, sws};
+use super::lex::{self, Res, Spelling, err, sep, sws};
 use super::uri::{self, Other, Place, uri_into};
 use crate::error::{Deviation, ErrorKind};
 use crate::message::{
@@ -70,7 +71,12 @@ pub(crate) fn push<'a>(out: &mut Vec<Header<'a>>, make: impl FnOnce() -> Header<
 pub(crate) fn name_addr<'a>(cx: &mut Cx<'a>, i: &'a [u8], out: &mut NameAddr<'a>) -> Res<'a, ()> {
     let (i, ()) = sws(i)?;
     let (i, display) = match i.first() {
-        Some(b'<') => (i, None),
+        Some(b'<') => {
+            if let Some(rest) = uri::peer_uri(cx, &i[1..], &mut out.uri) {
+                return Ok((&rest[1..], ()));
+            }
+            (i, None)
+        }
         Some(b'"') => {
             let (i, q) = lex::quoted_string(i)?;
             let (i, ()) = sws(i)?;
@@ -245,6 +251,12 @@ fn via_parm<'a>(cx: &mut Cx<'a>, i: &'a [u8], via: &mut Via<'a>) -> Res<'a, ()> 
         }
         Err(_) => i,
     };
+    if let Some((branch, rport, received, rest)) = via_params(i) {
+        via.branch = Some(cx.text(branch));
+        via.rport = rport;
+        via.received = received;
+        return Ok((rest, ()));
+    }
     let (i, ()) = header_params(cx, i, &mut via.other, |cx, name, value| {
         if BRANCH.is(name) && via.branch.is_none() {
             via.branch = Some(cx.text(value.ok_or(name)?));
@@ -297,6 +309,11 @@ pub(crate) fn from_to<'a>(
         unreachable!("a From or To was just appended")
     };
     let (rest, ()) = name_addr(cx, i, &mut f.addr).map_err(|e| failed_at(e, i))?;
+    // A lone tag, as senders write it.
+    if let Some((tag, [])) = plain_param(rest, b";tag=") {
+        f.tag = Some(cx.text(tag));
+        return Ok(());
+    }
     let (rest, ()) = header_params(cx, rest, &mut f.other, |cx, name, value| {
         if TAG.is(name) && f.tag.is_none() {
             f.tag = Some(cx.text(value.ok_or(name)?));
@@ -317,10 +334,7 @@ fn end(rest: &[u8]) -> Result<(), &[u8]> {
 
 /// `Call-ID = ( "Call-ID" / "i" ) HCOLON callid`, `callid = word [ "@" word ]`
 pub(crate) fn call_id<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Result<Cow<'a, str>, &'a [u8]> {
-    let n = i
-        .iter()
-        .position(|b| !(WORD[*b as usize] || *b == b'@'))
-        .unwrap_or(i.len());
+    let n = lex::span(i, &lex::CALLID);
     let (id, rest) = i.split_at(n);
     if id.is_empty() || id.first() == Some(&b'@') || id.last() == Some(&b'@') {
         return Err(i);
@@ -476,6 +490,22 @@ pub(crate) fn dht_peer_id<'a>(
         unreachable!("a DHT-PeerID was just appended")
     };
     let (rest, ()) = name_addr(cx, i, &mut d.addr).map_err(|e| failed_at(e, i))?;
+    // The parameters in the form senders emit, read in one go.
+    let usual = || {
+        let (algorithm, r) = plain_param(rest, b";algorithm=")?;
+        let (dht, r) = plain_param(r, b";dht=")?;
+        let (overlay, r) = plain_param(r, b";overlay=")?;
+        let (expires, r) = plain_param(r, b";expires=")?;
+        r.is_empty()
+            .then_some((algorithm, dht, overlay, plain_number(expires)?))
+    };
+    if let Some((algorithm, dht, overlay, expires)) = usual() {
+        d.algorithm = Some(cx.text(algorithm));
+        d.dht = Some(cx.text(dht));
+        d.overlay = Some(cx.text(overlay));
+        d.expires = Some(expires);
+        return Ok(());
+    }
     let (rest, ()) = header_params(cx, rest, &mut d.other, |cx, name, value| {
         if ALGORITHM.is(name) && d.algorithm.is_none() {
             d.algorithm = Some(cx.text(value.ok_or(name)?));
@@ -522,6 +552,11 @@ pub(crate) fn dht_link_list<'a>(
             unreachable!("a DHT-Link was just appended")
         };
         let (i, ()) = name_addr(cx, i, &mut l.addr)?;
+        if let Some((link, expires, rest)) = link_params(i, legacy) {
+            l.link = link;
+            l.expires = Some(expires);
+            return Ok((rest, ()));
+        }
         let mut link = None;
         let (i, ()) = header_params(cx, i, &mut l.other, |cx, name, value| {
             if LINK.is(name) && link.is_none() {
@@ -547,6 +582,82 @@ pub(crate) fn dht_link_list<'a>(
         l.link = link;
         Ok((i, ()))
     })
+}
+
+/// `SEMI generic-param` spelled exactly `;name=value` (as senders write
+/// it), the value a token: the value and the rest after it.
+#[inline(always)]
+fn plain_param<'a>(i: &'a [u8], semi_name_equal: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let v = i.strip_prefix(semi_name_equal)?;
+    match lex::span(v, &lex::GEN_VALUE) {
+        0 => None,
+        n => Some(v.split_at(n)),
+    }
+}
+
+/// A number value of [`plain_param`], all digits.
+#[inline(always)]
+fn plain_number(v: &[u8]) -> Option<u32> {
+    if !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    match lex::number_saturating(v) {
+        Ok(([], n)) => Some(n),
+        _ => None,
+    }
+}
+
+/// A Via's parameters in the form senders emit, `;branch=ID`, then
+/// `;rport` or `;rport=PORT` if any, then `;received=IPv4address` if any,
+/// and then the end of the value, read in one go. None for anything else,
+/// which the general parameter rules read.
+#[inline]
+#[allow(clippy::type_complexity)]
+fn via_params(i: &[u8]) -> Option<(&[u8], Rport, Option<IpAddr>, &[u8])> {
+    let (branch, mut rest) = plain_param(i, b";branch=")?;
+    let mut rport = Rport::Absent;
+    if let Some(after) = rest.strip_prefix(b";rport") {
+        match after.first() {
+            Some(b'=') => {
+                let (v, after) = plain_param(rest, b";rport=")?;
+                let Ok(([], p)) = lex::port(v) else {
+                    return None;
+                };
+                rport = Rport::Filled(p);
+                rest = after;
+            }
+            None | Some(b';' | b',') => {
+                rport = Rport::Requested;
+                rest = after;
+            }
+            Some(_) => return None,
+        }
+    }
+    let mut received = None;
+    if let Some((v, after)) = plain_param(rest, b";received=") {
+        received = Some(IpAddr::V4(uri::ipv4_address(v)?));
+        rest = after;
+    }
+    match rest.first() {
+        None | Some(b',') => Some((branch, rport, received, rest)),
+        Some(_) => None,
+    }
+}
+
+/// A DHT-Link's parameters in the form senders emit,
+/// `;link=TYPEDEPTH;expires=SECS` and then the end of the value, read in
+/// one go: the link type, the expiry and the rest. None for anything else,
+/// which the general parameter rules read.
+#[inline]
+fn link_params(i: &[u8], legacy: bool) -> Option<(LinkType, u32, &[u8])> {
+    let (link, rest) = plain_param(i, b";link=")?;
+    let link = link_type(link, legacy)?;
+    let (expires, rest) = plain_param(rest, b";expires=")?;
+    let expires = plain_number(expires)?;
+    match rest.first() {
+        None | Some(b',') => Some((link, expires, rest)),
+        Some(_) => None,
+    }
 }
 
 /// `TYPE DEPTH`: `P`/`S`/`F` (any case) and a decimal depth, F below 160.

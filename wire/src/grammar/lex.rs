@@ -2,8 +2,10 @@
 Lexical rules of RFC 3261 §25.1: character classes, linear white space,
 tokens, quoted strings, numbers.
 
-Character classes are 256-entry tables, so a `take_while` over a class
-costs one load per byte.
+Character classes are 256-entry tables, so a scan over a class costs one
+load per byte; the rules scan by hand rather than through combinators,
+which keeps them free of the combinators' per-call and error-building
+costs.
 */
 
 use std::borrow::Cow;
@@ -53,8 +55,9 @@ pub(crate) static PARAMCHAR: [bool; 256] = class(b"[]/:&+$-_.!~*'()%", true);
 pub(crate) static URI_HEADERS: [bool; 256] = class(b"[]/?:+$-_.!~*'()%=&", true);
 /// `word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" /
 /// "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" / "[" /
-/// "]" / "?" / "{" / "}" )` (Call-ID).
-pub(crate) static WORD: [bool; 256] = class(b"-.!%*_+`'~()<>:\\\"/[]?{}", true);
+/// "]" / "?" / "{" / "}" )`, and the `@` between the two words of a
+/// Call-ID.
+pub(crate) static CALLID: [bool; 256] = class(b"-.!%*_+`'~()<>:\\\"/[]?{}@", true);
 /// Characters of an IPv6 reference body.
 pub(crate) static IPV6: [bool; 256] = class(b":.", true);
 /// `gen-value` characters outside quotes and brackets: `token` and `host`
@@ -66,7 +69,8 @@ pub(crate) static OPAQUE: [bool; 256] = class(b"-_.!~*'()%;/?:@&=+$,[]#", true);
 /// A name (of a header or parameter) to compare with input in any letter
 /// case, eight bytes at a time.
 pub(crate) struct Spelling {
-    /// The name in lower case, little-endian, zero past its end.
+    /// The name with the 0x20 bit of its letters cleared (so either case
+    /// compares equal), little-endian, zero past its end.
     lower: [u64; 3],
     /// The bits that count: 0x20 is left out of letters (case), and
     /// nothing past the end counts.
@@ -189,7 +193,14 @@ fn skip_lws(i: &[u8]) -> &[u8] {
 }
 
 /// `LWS`: at least one white space.
+#[inline]
 pub(crate) fn lws(i: &[u8]) -> Res<'_, ()> {
+    // Most often one space.
+    if let [b' ', rest @ ..] = i {
+        if !matches!(rest.first(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+            return Ok((rest, ()));
+        }
+    }
     let (rest, ()) = sws(i)?;
     if rest.len() == i.len() {
         return Err(err(i, nom::error::ErrorKind::Space));
@@ -306,7 +317,7 @@ pub(crate) fn number_saturating(i: &[u8]) -> Res<'_, u32> {
 }
 
 /// `1*DIGIT` that must fit `max`.
-#[inline]
+#[inline(always)]
 pub(crate) fn number_max(i: &[u8], max: u32) -> Res<'_, u32> {
     let mut n = 0u64;
     let mut len = 0;

@@ -98,7 +98,7 @@ impl<'a> Cx<'a> {
     /// `s`, a slice of the input, as text: borrowed from the checked part
     /// without a second check, else checked (and made readable when it is
     /// not UTF-8).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn text(&self, s: &'a [u8]) -> Cow<'a, str> {
         let start = (s.as_ptr() as usize).wrapping_sub(self.base.as_ptr() as usize);
         match self.checked.get(start..start.wrapping_add(s.len())) {
@@ -502,17 +502,39 @@ fn header_line<'a>(
         .ok_or_else(|| ParseError::new(cx.offset(line), ErrorKind::HeaderLine))?;
     // HCOLON = *( SP / HTAB ) ":" SWS
     let after_name = &line[name.len()..];
-    let (after_ws, _) = lex::spaces(after_name).unwrap_or((after_name, &[]));
-    let Some(value) = after_ws.strip_prefix(b":") else {
-        return Err(ParseError::new(cx.offset(after_ws), ErrorKind::HeaderLine));
+    let value = match after_name {
+        // Most often ": " and the value, which ends the line.
+        [b':', b' ', v @ ..]
+            if !v.first().is_some_and(is_lws_byte) && !v.last().is_some_and(is_lws_byte) =>
+        {
+            v
+        }
+        _ => {
+            let (after_ws, _) = lex::spaces(after_name).unwrap_or((after_name, &[]));
+            let Some(value) = after_ws.strip_prefix(b":") else {
+                return Err(ParseError::new(cx.offset(after_ws), ErrorKind::HeaderLine));
+            };
+            trim_value(value)
+        }
     };
-    let value = trim_value(value);
     let result = match kind {
         Name::Via => header::via_list(cx, value, out),
         Name::From => header::from_to(cx, value, out, Header::From),
         Name::To => header::from_to(cx, value, out, Header::To),
-        Name::CallId => header::call_id(cx, value).map(|c| push(out, || Header::CallId(c))),
-        Name::CSeq => header::cseq(cx, value).map(|c| push(out, || Header::CSeq(c))),
+        Name::CallId => match header::call_id(cx, value) {
+            Ok(c) => {
+                push(out, || Header::CallId(c));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        Name::CSeq => match header::cseq(cx, value) {
+            Ok(c) => {
+                push(out, || Header::CSeq(c));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
         Name::Contact => header::contact_list(cx, value, out),
         Name::Expires => header::number(value, true).map(|n| push(out, || Header::Expires(n))),
         Name::MaxForwards => {
@@ -556,14 +578,13 @@ fn header_line<'a>(
 
 /// The value after HCOLON without leading LWS or trailing white space.
 fn trim_value(v: &[u8]) -> &[u8] {
-    let is_lws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    let v = match v {
-        // Most often one space, then the value.
-        [b' ', rest @ ..] if !rest.first().is_some_and(is_lws) => rest,
-        _ => lex::sws(v).map_or(v, |(v, ())| v),
-    };
-    let end = v.iter().rposition(|b| !is_lws(b)).map_or(0, |e| e + 1);
+    let (v, ()) = lex::sws(v).unwrap_or((v, ()));
+    let end = v.iter().rposition(|b| !is_lws_byte(b)).map_or(0, |e| e + 1);
     &v[..end]
+}
+
+fn is_lws_byte(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 /// Records the departures from the senders' rules that only the whole

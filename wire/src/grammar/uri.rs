@@ -105,6 +105,39 @@ pub(crate) fn uri_into<'a>(
     }
 }
 
+/// The Peer URI in the form senders emit (WIRE-3),
+/// `sip:user@IPv4address:port;peer-ID=ID` and then `>`, read in one go
+/// into `out` (which holds [`empty`]). Returns the rest from the `>` on;
+/// None, with nothing read, for anything else, which [`uri_into`] reads.
+#[inline]
+pub(crate) fn peer_uri<'a>(cx: &mut Cx<'a>, i: &'a [u8], out: &mut Uri<'a>) -> Option<&'a [u8]> {
+    let rest = i.strip_prefix(b"sip:")?;
+    let n = lex::span(rest, &USER);
+    if n == 0 || rest.get(n) != Some(&b'@') {
+        return None;
+    }
+    let (user, hostport) = (&rest[..n], &rest[n + 1..]);
+    let (addr, len) = ipv4_prefix(hostport)?;
+    let [b':', port @ ..] = &hostport[len..] else {
+        return None;
+    };
+    let (after_port, port) = lex::port(port).ok()?;
+    let value = after_port.strip_prefix(b";peer-ID=")?;
+    let (id, case) = hex_id_value(value)?;
+    let rest = &value[40..];
+    if rest.first() != Some(&b'>') {
+        return None;
+    }
+    if case == HexCase::Upper {
+        cx.deviate(Deviation::UpperHexId, value);
+    }
+    out.user = Some(cx.text(user));
+    out.host = Host::V4(addr);
+    out.port = Some(port);
+    out.params.peer_id = Some(id);
+    Some(rest)
+}
+
 /// `SIP-URI = "sip:" [ userinfo ] hostport uri-parameters [ headers ]`
 /// (and `SIPS-URI`, and any `absoluteURI` kept opaque), up to the first
 /// `end` byte (or all of `i` without one), which it must fill. Returns the
@@ -240,6 +273,7 @@ fn other_scheme<'a>(cx: &mut Cx<'a>, span: &'a [u8], out: &mut Uri<'a>) -> Resul
 }
 
 /// `host = hostname / IPv4address / IPv6reference`
+#[inline]
 pub(crate) fn host<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Res<'a, Host<'a>> {
     if i.first() == Some(&b'[') {
         // IPv6reference = "[" IPv6address "]"
@@ -289,6 +323,7 @@ pub(crate) fn ipv4_address(s: &[u8]) -> Option<Ipv4Addr> {
 /// zero (which some readers take for octal). None also when digits go on
 /// where the address must end (a part of four digits, a leading zero),
 /// since such a text cannot be an address at all.
+#[inline(always)]
 fn ipv4_prefix(s: &[u8]) -> Option<(Ipv4Addr, usize)> {
     let (a, at) = ipv4_part(s, 0)?;
     let (b, at) = ipv4_part(s, ipv4_dot(s, at)?)?;
@@ -508,7 +543,7 @@ fn uri_parameter_list<'a>(
 
 /// The ID at the start of a parameter value when the value is exactly 40
 /// hex digits.
-#[inline]
+#[inline(always)]
 fn hex_id_value(v: &[u8]) -> Option<(Id, HexCase)> {
     let digits = v.get(..40)?;
     if v.get(40).is_some_and(|b| PARAMCHAR[*b as usize]) {
