@@ -3,7 +3,14 @@ Typed header values (RFC 3261 §20, §25.1, RFC 3581, and the profile's
 DHT-PeerID and DHT-Link of WIRE-4/WIRE-5).
 
 Each function takes the value of one header line (after `HCOLON`, possibly
-holding folds) and pushes one model entry per comma-separated value.
+holding folds) and pushes one model entry per comma-separated value, then
+fills it in place.
+
+The parameters of the profile's headers are first tried in the exact form
+senders emit (`plain_param` and the `*_params` functions): one pass, no
+name scanning. Anything else -- other spellings, letter cases, white space,
+order, extra parameters, or an error -- is read by the general rules from
+the start, so the results, warnings and error offsets are theirs.
 */
 
 use std::borrow::Cow;

@@ -15,6 +15,13 @@ A header line runs to the first line end not followed by white space (a
 fold, RFC 3261 §7.3.1). The parser reads what is there; `validate` then
 records every departure from the senders' rules, and the mode decides which
 ones are errors.
+
+The parse is made to cost little per byte and nothing per header: one pass
+over the head (`scan`) finds its lines, sizes the header list (the one
+allocation) and checks that it is text, so no slice is checked again; each
+header value is built in place in the list; the rules scan bytes by hand
+(one function per rule, as nom's rules are) and read the forms senders emit
+in one go before falling back to the general grammar.
 */
 
 pub(crate) mod header;
@@ -52,6 +59,8 @@ pub(crate) struct Cx<'a> {
     /// of a message), so that its slices become text without another
     /// check.
     checked: &'a str,
+    /// Whether every byte of `checked` is ASCII.
+    ascii: bool,
     pub(crate) warnings: Warnings,
     pub(crate) profile: Profile,
     pub(crate) failure: Option<ErrorKind>,
@@ -64,6 +73,7 @@ impl<'a> Cx<'a> {
         Cx {
             base,
             checked: "",
+            ascii: false,
             warnings: Warnings::default(),
             profile,
             failure: None,
@@ -83,6 +93,7 @@ impl<'a> Cx<'a> {
     /// is).
     fn check_text(&mut self, head: &Head) {
         let text = &self.base[..head.end.min(self.base.len())];
+        self.ascii = head.ascii;
         self.checked = if head.ascii {
             // SAFETY: `Head::scan` found every byte of the head below 0x80,
             // and ASCII is UTF-8.
@@ -101,7 +112,16 @@ impl<'a> Cx<'a> {
     #[inline(always)]
     pub(crate) fn text(&self, s: &'a [u8]) -> Cow<'a, str> {
         let start = (s.as_ptr() as usize).wrapping_sub(self.base.as_ptr() as usize);
-        match self.checked.get(start..start.wrapping_add(s.len())) {
+        let end = start.wrapping_add(s.len());
+        if self.ascii && start <= end && end <= self.checked.len() {
+            // SAFETY: `s` starts `start` bytes into `base` and ends within
+            // `checked`, a prefix of `base` (had its address been before
+            // `base`, or the sum wrapped, `start <= end <= checked.len()`
+            // could not hold). Every byte of `checked` is ASCII (`ascii`),
+            // and ASCII is UTF-8.
+            return Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(s) });
+        }
+        match self.checked.get(start..end) {
             Some(t) => Cow::Borrowed(t),
             None => lex::text(s),
         }
