@@ -20,12 +20,19 @@ fn main() {
         })
         .unwrap_or_default();
     files.sort();
-    let mut out = String::from("/// `(file name, text)` of every embedded suite.\npub static EMBEDDED_SUITES: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// `(file name, text)` of every embedded suite.\npub static EMBEDDED_SUITES: &[(&str, &str)] = &[\n",
+    );
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
         let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("?");
         let abs = f.canonicalize().unwrap_or_else(|_| f.clone());
-        writeln!(out, "    ({name:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+        writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            abs.display().to_string()
+        )
+        .unwrap();
     }
     out.push_str("];\n");
     let spec_abs = spec.canonicalize().unwrap_or(spec);

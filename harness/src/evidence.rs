@@ -269,7 +269,13 @@ mod tests {
         let a: SocketAddr = "127.1.0.1:5000".parse().unwrap();
         let b: SocketAddr = "127.1.0.2:6000".parse().unwrap();
         rec.label(a, "puppet p");
-        rec.packet(Dir::Sent, a, b, Transport::Udp, b"OPTIONS sip:x SIP/2.0\r\n\r\n");
+        rec.packet(
+            Dir::Sent,
+            a,
+            b,
+            Transport::Udp,
+            b"OPTIONS sip:x SIP/2.0\r\n\r\n",
+        );
         rec.tcp_open(a, b);
         rec.packet(Dir::Sent, a, b, Transport::Tcp, b"\r\n\r\n");
         let out = rec.finish();

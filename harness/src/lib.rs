@@ -16,3 +16,4 @@ pub mod net;
 pub mod oracle;
 pub mod probe;
 pub mod puppet;
+mod text;

@@ -16,8 +16,8 @@ free port, and on a fresh address nobody else competes for it.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use p2psip_wire::{Id, peer_id};
 

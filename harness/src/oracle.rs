@@ -87,7 +87,13 @@ pub fn links_of(r: &Received) -> Option<NodeLinks> {
 
 /// One node query for `target`'s own ID, retransmitted as a client
 /// transaction would (T1 doubling, TXN-1) until an answer or `deadline`.
-pub async fn query(obs: &Puppet, target: Peer, key: Id, t1: Duration, deadline: Instant) -> Option<Received> {
+pub async fn query(
+    obs: &Puppet,
+    target: Peer,
+    key: Id,
+    t1: Duration,
+    deadline: Instant,
+) -> Option<Received> {
     let txn = obs.txn();
     let qk = if key == target.id {
         QueryKey::Peer(target)

@@ -36,32 +36,49 @@ fn request_shape<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> 
             return Err(bad("a join REGISTER", r.describe()));
         };
         if Class::of_request(m) != Class::Join {
-            return Err(bad("a join REGISTER (To = From = Contact = a Peer URI, Expires > 0)", r.describe()));
+            return Err(bad(
+                "a join REGISTER (To = From = Contact = a Peer URI, Expires > 0)",
+                r.describe(),
+            ));
         }
         let uri = m.request_uri().and_then(|u| u.socket_addr());
-        let uri_ok = m.request_uri().is_some_and(|u| u.user.is_none() && u.params.peer_id.is_none());
+        let uri_ok = m
+            .request_uri()
+            .is_some_and(|u| u.user.is_none() && u.params.peer_id.is_none());
         if uri != Some(r.local) || !uri_ok {
             return Err(bad(
                 &format!("Request-URI sip:{}", r.local),
-                format!("Request-URI {}", m.request_uri().map(|u| u.to_string()).unwrap_or_default()),
+                format!(
+                    "Request-URI {}",
+                    m.request_uri().map(|u| u.to_string()).unwrap_or_default()
+                ),
             ));
         }
         let joiner = Peer::at(r.from);
         let peers = [
             ("To", m.to().and_then(|t| t.addr.uri.peer())),
             ("From", m.from().and_then(|t| t.addr.uri.peer())),
-            ("Contact", m.contact_addrs().next().and_then(|c| c.addr.uri.peer())),
+            (
+                "Contact",
+                m.contact_addrs().next().and_then(|c| c.addr.uri.peer()),
+            ),
             ("DHT-PeerID", m.sender_peer()),
         ];
         for (h, p) in peers {
             if p != Some(joiner) {
                 return Err(bad(
-                    &format!("{h} = the joiner's Peer URI {} (ID-2 of its source {})", joiner.id, r.from),
-                    format!("{h} names {}", p.map_or("no peer".to_string(), |p| format!("{} at {}", p.id, p.addr))),
+                    &format!(
+                        "{h} = the joiner's Peer URI {} (ID-2 of its source {})",
+                        joiner.id, r.from
+                    ),
+                    format!(
+                        "{h} names {}",
+                        p.map_or("no peer".to_string(), |p| format!("{} at {}", p.id, p.addr))
+                    ),
                 ));
             }
         }
-        if !m.expires().is_some_and(|e| e > 0) {
+        if m.expires().is_none_or(|e| e == 0) {
             return Err(bad("Expires > 0", format!("Expires {:?}", m.expires())));
         }
         if !m.requires_dht() || !m.supports_dht() {
@@ -86,8 +103,12 @@ fn admitted<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
             .iter()
             .find(|(_, p)| p.addr() == r.local)
             .map(|(_, p)| p.peer())
-            .ok_or_else(|| Stop::Error("join.admitted: the subject was not received by a puppet".into()))?;
-        let echoed = m.contact_addrs().find(|c| c.addr.uri.peer_id() == Some(joiner.id));
+            .ok_or_else(|| {
+                Stop::Error("join.admitted: the subject was not received by a puppet".into())
+            })?;
+        let echoed = m
+            .contact_addrs()
+            .find(|c| c.addr.uri.peer_id() == Some(joiner.id));
         let Some(c) = echoed else {
             return Err(finding(
                 "JOIN-4",
@@ -96,7 +117,7 @@ fn admitted<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
             ));
         };
         let expiry = c.expires.or(m.expires());
-        if !expiry.is_some_and(|e| e > 0) {
+        if expiry.is_none_or(|e| e == 0) {
             return Err(finding(
                 "JOIN-4",
                 "the echoed Contact with an expiry (expires parameter or Expires > 0)",
@@ -104,7 +125,11 @@ fn admitted<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
             ));
         }
         if m.sender_peer().is_none() {
-            return Err(finding("JOIN-4", "the responder's DHT-PeerID in the 200", r.describe()));
+            return Err(finding(
+                "JOIN-4",
+                "the responder's DHT-PeerID in the 200",
+                r.describe(),
+            ));
         }
         let l = links_of(&r).ok_or_else(|| Stop::Error("no links".into()))?;
         if l.pred.is_some_and(|p| p.id == joiner.id) {
@@ -118,7 +143,11 @@ fn admitted<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
         // itself is optional (PROFILE §14 leaves it open; the reference
         // node omits it).
         if l.succ.is_empty() && l.pred.is_some() {
-            return Err(finding("JOIN-4", "S1 in the 200 (the admitting peer's successor)", "no S link"));
+            return Err(finding(
+                "JOIN-4",
+                "S1 in the 200 (the admitting peer's successor)",
+                "no S link",
+            ));
         }
         if let Some(want) = input.str("pred") {
             let ok = match want {

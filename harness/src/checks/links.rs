@@ -10,7 +10,7 @@ node named by `node`, else every running node.
 use p2psip_wire::{Id, Peer, Ring};
 
 use super::{CheckDef, CheckFuture, CheckInput, Subject, finding};
-use crate::engine::ctx::{Ctx, Stop, StepResult};
+use crate::engine::ctx::{Ctx, StepResult, Stop};
 use crate::oracle::{self, NodeLinks, Reading};
 
 pub static CHECKS: &[CheckDef] = &[
@@ -47,7 +47,11 @@ async fn readings(
 ) -> Result<Vec<(String, Option<Peer>, NodeLinks)>, Stop> {
     if let Some(r) = &input.subject {
         let Some(l) = oracle::links_of(r) else {
-            return Err(finding("QUERY-4", "a SIP response with links", r.describe()));
+            return Err(finding(
+                "QUERY-4",
+                "a SIP response with links",
+                r.describe(),
+            ));
         };
         let who = l
             .responder
@@ -60,7 +64,14 @@ async fn readings(
         None => cx.running_nodes(),
     };
     let deadline = cx.until(cx.timer_f().min(std::time::Duration::from_secs(3)));
-    let snap = oracle::snapshot(&cx.observer, &targets, cx.live_ring(), cx.params.t1(), deadline).await;
+    let snap = oracle::snapshot(
+        &cx.observer,
+        &targets,
+        cx.live_ring(),
+        cx.params.t1(),
+        deadline,
+    )
+    .await;
     let mut out = Vec::new();
     for (name, peer, reading) in snap.nodes {
         match reading {
@@ -127,7 +138,9 @@ pub fn check_sane(cx: &Ctx, who: &str, n: &Peer, l: &NodeLinks, ring_len: usize)
         if (d == Id::ZERO && !lone_self) || (i > 0 && d <= last) {
             return Err(finding(
                 "QUERY-5",
-                format!("{who}'s successor list strictly increasing clockwise from it, without itself (C-L1)"),
+                format!(
+                    "{who}'s successor list strictly increasing clockwise from it, without itself (C-L1)"
+                ),
                 format!("S{} = {} in {}", i + 1, cx.show(s), list(cx, &l.succ)),
             ));
         }
@@ -161,7 +174,14 @@ fn list(cx: &Ctx, peers: &[Peer]) -> String {
 }
 
 /// QUERY-5 against the ideal ring: P1, S1..Sk, fingers.
-pub fn check_true(cx: &Ctx, who: &str, n: &Peer, l: &NodeLinks, ring: &Ring, r: usize) -> StepResult {
+pub fn check_true(
+    cx: &Ctx,
+    who: &str,
+    n: &Peer,
+    l: &NodeLinks,
+    ring: &Ring,
+    r: usize,
+) -> StepResult {
     check_sane(cx, who, n, l, ring.len())?;
     let ideal_pred = ring.ideal_predecessor(&n.id);
     if l.pred.map(|p| p.id) != ideal_pred {

@@ -18,7 +18,7 @@ use p2psip_wire::{Id, Peer, Ring};
 use rand::RngCore;
 
 use super::{CheckDef, CheckFuture, CheckInput, Subject, finding};
-use crate::engine::ctx::{Ctx, Finding, Stop, StepResult};
+use crate::engine::ctx::{Ctx, Finding, StepResult, Stop};
 use crate::oracle::{self, links_of};
 use crate::puppet::{Puppet, Received};
 
@@ -43,7 +43,12 @@ pub static CHECKS: &[CheckDef] = &[
 
 /// C-Q3 for one 302 from `sender` for `key`; `s1` is the sender's S1
 /// when its answer reported one.
-pub fn check_progress(sender: &Peer, key: &Id, contact: &Peer, s1: Option<&Peer>) -> Result<(), String> {
+pub fn check_progress(
+    sender: &Peer,
+    key: &Id,
+    contact: &Peer,
+    s1: Option<&Peer>,
+) -> Result<(), String> {
     if contact.id == sender.id {
         return Err("the 302 names the responder itself".to_string());
     }
@@ -73,7 +78,11 @@ fn progress<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
             return Err(finding(&req, "a 302 response", r.describe()));
         }
         let Some(key) = m.to().and_then(|t| t.addr.uri.peer_id()) else {
-            return Err(finding(&req, "a response whose To carries the key", r.describe()));
+            return Err(finding(
+                &req,
+                "a response whose To carries the key",
+                r.describe(),
+            ));
         };
         let sender = m.sender_peer().unwrap_or(p2psip_wire::Peer::at(r.from));
         let Some(contact) = contact_peer(r) else {
@@ -122,13 +131,22 @@ async fn lookup(
         match r.status() {
             Some(302) => {
                 let Some(next) = contact_peer(&r) else {
-                    return Err(Finding::new("QUERY-2", "a 302 with a Peer URI Contact", r.describe()).at(r.at));
+                    return Err(Finding::new(
+                        "QUERY-2",
+                        "a 302 with a Peer URI Contact",
+                        r.describe(),
+                    )
+                    .at(r.at));
                 };
                 let s1 = links_of(&r).and_then(|l| l.succ.first().copied());
                 if let Err(why) = check_progress(&cur, &key, &next, s1.as_ref()) {
                     return Err(Finding::new(
                         "QUERY-2",
-                        format!("{}'s 302 for key {} makes progress (C-Q3)", names(&cur.id), short(&key)),
+                        format!(
+                            "{}'s 302 for key {} makes progress (C-Q3)",
+                            names(&cur.id),
+                            short(&key)
+                        ),
                         format!("Contact {}: {why}", names(&next.id)),
                     )
                     .at(r.at));
@@ -136,7 +154,10 @@ async fn lookup(
                 if visited.contains(&next.id) {
                     return Err(Finding::new(
                         "QUERY-2",
-                        format!("a lookup for key {} never revisits a peer (C-Q2)", short(&key)),
+                        format!(
+                            "a lookup for key {} never revisits a peer (C-Q2)",
+                            short(&key)
+                        ),
                         format!("{} redirected back to {}", names(&cur.id), names(&next.id)),
                     )
                     .at(r.at));
@@ -168,18 +189,18 @@ async fn lookup(
                 return Ok(visited.len() - 1);
             }
             _ => {
-                return Err(Finding::new(
-                    "QUERY-2",
-                    "200, 302 or 404 to a query",
-                    r.describe(),
-                )
-                .at(r.at));
+                return Err(
+                    Finding::new("QUERY-2", "200, 302 or 404 to a query", r.describe()).at(r.at),
+                );
             }
         }
     }
     Err(Finding::new(
         "QUERY-8",
-        format!("a lookup for key {} within {max_hops} redirects (C-Q2)", short(&key)),
+        format!(
+            "a lookup for key {} within {max_hops} redirects (C-Q2)",
+            short(&key)
+        ),
         "more redirects",
     ))
 }
@@ -221,7 +242,12 @@ async fn run_lookups(cx: &mut Ctx, input: &CheckInput) -> StepResult {
     let mut set = tokio::task::JoinSet::new();
     for (_, s) in &starts {
         for k in &keys {
-            let (obs, ring, names, sem) = (cx.observer.clone(), ring.clone(), names.clone(), sem.clone());
+            let (obs, ring, names, sem) = (
+                cx.observer.clone(),
+                ring.clone(),
+                names.clone(),
+                sem.clone(),
+            );
             let (s, k) = (*s, *k);
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
@@ -239,7 +265,11 @@ async fn run_lookups(cx: &mut Ctx, input: &CheckInput) -> StepResult {
             Err(_) => {
                 set.abort_all();
                 return Err(Stop::Fail(first.unwrap_or_else(|| {
-                    Finding::new("QUERY-3", "every lookup done before the case deadline", "lookups still running")
+                    Finding::new(
+                        "QUERY-3",
+                        "every lookup done before the case deadline",
+                        "lookups still running",
+                    )
                 })));
             }
             Ok(None) => break,
@@ -260,9 +290,15 @@ async fn run_lookups(cx: &mut Ctx, input: &CheckInput) -> StepResult {
         let n = ring.len().max(2) as f64;
         let mean = hops.iter().sum::<usize>() as f64 / hops.len() as f64;
         hops.sort_unstable();
-        let p99 = hops[((hops.len() as f64 * 0.99).ceil() as usize).saturating_sub(1).min(hops.len() - 1)];
+        let p99 = hops[((hops.len() as f64 * 0.99).ceil() as usize)
+            .saturating_sub(1)
+            .min(hops.len() - 1)];
         let max = *hops.last().unwrap_or(&0);
-        let (mean_b, p99_b, max_b) = (n.log2() / 2.0 + 1.5, n.log2() + 2.0, 2.0 * n.log2().ceil() + 8.0);
+        let (mean_b, p99_b, max_b) = (
+            n.log2() / 2.0 + 1.5,
+            n.log2() + 2.0,
+            2.0 * n.log2().ceil() + 8.0,
+        );
         if mean > mean_b || p99 as f64 > p99_b || max as f64 > max_b {
             return Err(finding(
                 "QUERY-8",
@@ -271,6 +307,9 @@ async fn run_lookups(cx: &mut Ctx, input: &CheckInput) -> StepResult {
             ));
         }
     }
-    cx.rec.note(format!("lookup.correct: {total} lookups from {} nodes, all correct", starts.len()));
+    cx.rec.note(format!(
+        "lookup.correct: {total} lookups from {} nodes, all correct",
+        starts.len()
+    ));
     Ok(())
 }

@@ -31,7 +31,7 @@ pub mod wire;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::engine::ctx::{Ctx, Finding, Stop, StepResult};
+use crate::engine::ctx::{Ctx, Finding, StepResult, Stop};
 use crate::puppet::Received;
 
 /// What a check is given.
@@ -125,7 +125,11 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for c in super::all() {
             assert!(seen.insert(c.name), "duplicate check {}", c.name);
-            assert!(!c.doc.is_empty() && !c.requirements.is_empty(), "{}", c.name);
+            assert!(
+                !c.doc.is_empty() && !c.requirements.is_empty(),
+                "{}",
+                c.name
+            );
             assert!(c.name.contains('.'), "{}", c.name);
         }
     }

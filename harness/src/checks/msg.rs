@@ -11,7 +11,9 @@ use crate::engine::ctx::Ctx;
 pub static CHECKS: &[CheckDef] = &[
     CheckDef {
         name: "msg.strict",
-        requirements: &["WIRE-1", "WIRE-2", "WIRE-3", "WIRE-4", "WIRE-5", "ID-1", "ID-2"],
+        requirements: &[
+            "WIRE-1", "WIRE-2", "WIRE-3", "WIRE-4", "WIRE-5", "ID-1", "ID-2",
+        ],
         subject: Subject::Required,
         args: &[],
         doc: "the message passes the strict parser (PROFILE §14.1): no deviation from the senders' rules",
@@ -109,7 +111,13 @@ fn p2p<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
             return Err(finding(
                 "WIRE-4",
                 "DHT-PeerID with algorithm, dht and overlay",
-                format!("{:?}", String::from_utf8_lossy(&r.bytes).lines().find(|l| l.to_ascii_lowercase().starts_with("dht-peerid")).unwrap_or("")),
+                format!(
+                    "{:?}",
+                    String::from_utf8_lossy(&r.bytes)
+                        .lines()
+                        .find(|l| l.to_ascii_lowercase().starts_with("dht-peerid"))
+                        .unwrap_or("")
+                ),
             ));
         }
         Ok(())
@@ -146,7 +154,11 @@ fn sender_identity<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a
         if p.id != peer_id(p.addr.ip(), p.addr.port()) {
             return Err(finding(
                 "ID-2",
-                format!("Peer-ID {} (ID-2 of {})", peer_id(p.addr.ip(), p.addr.port()), p.addr),
+                format!(
+                    "Peer-ID {} (ID-2 of {})",
+                    peer_id(p.addr.ip(), p.addr.port()),
+                    p.addr
+                ),
                 format!("Peer-ID {}", p.id),
             ));
         }

@@ -60,7 +60,14 @@ pub fn table(cx: &Ctx, snap: &Snapshot) -> String {
 async fn take(cx: &mut Ctx) -> Snapshot {
     let peers = cx.live_peers();
     let deadline = cx.until(cx.timer_f().min(Duration::from_secs(3)));
-    let snap = oracle::snapshot(&cx.observer, &peers, cx.live_ring(), cx.params.t1(), deadline).await;
+    let snap = oracle::snapshot(
+        &cx.observer,
+        &peers,
+        cx.live_ring(),
+        cx.params.t1(),
+        deadline,
+    )
+    .await;
     cx.snapshots.insert("last".to_string(), snap.clone());
     snap
 }
@@ -110,10 +117,7 @@ pub fn zave(cx: &Ctx, snap: &Snapshot) -> StepResult {
     for start in ring.ids() {
         let mut path: Vec<Id> = vec![*start];
         let mut cur = *start;
-        loop {
-            let Some(Some(next)) = best.get(&cur) else {
-                break;
-            };
+        while let Some(Some(next)) = best.get(&cur) {
             if let Some(pos) = path.iter().position(|x| x == next) {
                 let cyc = path[pos..].to_vec();
                 if !cyc.iter().any(|x| on_cycle.contains(x)) {
@@ -183,7 +187,10 @@ pub fn zave(cx: &Ctx, snap: &Snapshot) -> StepResult {
         if !on_cycle.contains(&cur) {
             return Err(finding(
                 "STAB-5",
-                format!("{} reaches the ring by best successors (C-G4)", cx.name_of_id(start)),
+                format!(
+                    "{} reaches the ring by best successors (C-G4)",
+                    cx.name_of_id(start)
+                ),
                 format!("it does not; {t}"),
             ));
         }

@@ -46,13 +46,7 @@ pub static CHECKS: &[CheckDef] = &[
 /// Every transmission of the subject's transaction seen by the puppet
 /// that received the subject, in arrival order.
 fn transmissions_matcher(r: &Received) -> Option<Matcher> {
-    let branch = r
-        .message
-        .as_ref()?
-        .top_via()?
-        .branch
-        .as_ref()?
-        .to_string();
+    let branch = r.message.as_ref()?.top_via()?.branch.as_ref()?.to_string();
     Some(Matcher {
         kind: Kind::Request {
             method: None,
@@ -76,7 +70,11 @@ fn ms(d: Duration) -> String {
     format!("{}", d.as_millis())
 }
 
-fn receiver<'a>(cx: &'a Ctx, input: &CheckInput, r: &Received) -> Result<std::sync::Arc<crate::puppet::Puppet>, Stop> {
+fn receiver(
+    cx: &Ctx,
+    input: &CheckInput,
+    r: &Received,
+) -> Result<std::sync::Arc<crate::puppet::Puppet>, Stop> {
     if let Some(p) = input.str("puppet") {
         return cx.puppet(p);
     }
@@ -92,7 +90,11 @@ fn retransmits<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
         let r = input.subject(cx, "txn.retransmits")?.clone();
         let count = input.int("count").unwrap_or(4).clamp(1, 10) as usize;
         let Some(m) = transmissions_matcher(&r) else {
-            return Err(finding("WIRE-1", "a request with a Via branch", r.describe()));
+            return Err(finding(
+                "WIRE-1",
+                "a request with a Via branch",
+                r.describe(),
+            ));
         };
         let puppet = receiver(cx, input, &r)?;
         let gaps = expected_gaps(cx, count);
@@ -126,11 +128,18 @@ fn retransmits<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
                 return Err(finding(
                     "TXN-1",
                     expected,
-                    format!("{got_text}: gap {} is {} ms, outside [{}, {}] ms", i + 1, ms(*g), ms(lo), ms(hi)),
+                    format!(
+                        "{got_text}: gap {} is {} ms, outside [{}, {}] ms",
+                        i + 1,
+                        ms(*g),
+                        ms(lo),
+                        ms(hi)
+                    ),
                 ));
             }
         }
-        cx.rec.note(format!("TXN-1 retransmission gaps: {got_text}"));
+        cx.rec
+            .note(format!("TXN-1 retransmission gaps: {got_text}"));
         Ok(())
     })
 }
@@ -139,7 +148,11 @@ fn gives_up<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
     Box::pin(async move {
         let r = input.subject(cx, "txn.gives-up")?.clone();
         let Some(m) = transmissions_matcher(&r) else {
-            return Err(finding("WIRE-1", "a request with a Via branch", r.describe()));
+            return Err(finding(
+                "WIRE-1",
+                "a request with a Via branch",
+                r.describe(),
+            ));
         };
         let puppet = receiver(cx, input, &r)?;
         let f = cx.timer_f();
@@ -179,17 +192,26 @@ fn gives_up<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
         if seen.len() + 1 < expected_sends {
             return Err(finding(
                 "TXN-1",
-                format!("retransmissions until Timer F: about {expected_sends} transmissions in {} ms", ms(f)),
+                format!(
+                    "retransmissions until Timer F: about {expected_sends} transmissions in {} ms",
+                    ms(f)
+                ),
                 format!("{} transmissions", seen.len()),
             ));
         }
-        cx.rec.note(format!("TXN-1: {} transmissions until Timer F", seen.len()));
+        cx.rec
+            .note(format!("TXN-1: {} transmissions until Timer F", seen.len()));
         Ok(())
     })
 }
 
 fn to_tag(r: &Received) -> Option<String> {
-    r.message.as_ref()?.to()?.tag.as_ref().map(|t| t.to_string())
+    r.message
+        .as_ref()?
+        .to()?
+        .tag
+        .as_ref()
+        .map(|t| t.to_string())
 }
 
 fn contacts(r: &Received) -> Vec<String> {
@@ -224,7 +246,10 @@ fn same_response<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> 
         if to_tag(&first) != to_tag(&second) {
             return Err(finding(
                 "TXN-2",
-                format!("the same To tag {:?} (the same response, not a new transaction)", to_tag(&first)),
+                format!(
+                    "the same To tag {:?} (the same response, not a new transaction)",
+                    to_tag(&first)
+                ),
                 format!("To tag {:?}", to_tag(&second)),
             ));
         }

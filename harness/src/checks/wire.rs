@@ -16,7 +16,9 @@ use crate::evidence::Dir;
 
 pub static CHECKS: &[CheckDef] = &[CheckDef {
     name: "wire.iut-sent-strict",
-    requirements: &["WIRE-1", "WIRE-2", "WIRE-3", "WIRE-4", "WIRE-5", "ID-1", "ID-2"],
+    requirements: &[
+        "WIRE-1", "WIRE-2", "WIRE-3", "WIRE-4", "WIRE-5", "ID-1", "ID-2",
+    ],
     subject: Subject::None,
     args: &[],
     doc: "every message an IUT instance sent to a harness socket in this case passes the strict parser",
@@ -56,12 +58,18 @@ fn iut_sent_strict<'a>(cx: &'a mut Ctx, _input: &'a CheckInput) -> CheckFuture<'
                     format!(
                         "{what} at {:.1} ms{}: {e}",
                         cx.rec.ms(p.at),
-                        if p.transport == Transport::Tcp { " over TCP" } else { "" }
+                        if p.transport == Transport::Tcp {
+                            " over TCP"
+                        } else {
+                            ""
+                        }
                     ),
                 ));
             }
         }
-        cx.rec.note(format!("wire.iut-sent-strict: {checked} IUT messages strict-parsed, all clean"));
+        cx.rec.note(format!(
+            "wire.iut-sent-strict: {checked} IUT messages strict-parsed, all clean"
+        ));
         Ok(())
     })
 }

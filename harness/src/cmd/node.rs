@@ -32,11 +32,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Err(e) => {
             // --help and --version print and succeed, as in the binary.
             e.print()?;
-            return Ok(if e.use_stderr() { Outcome::CouldNotRun } else { Outcome::Yes });
+            return Ok(if e.use_stderr() {
+                Outcome::CouldNotRun
+            } else {
+                Outcome::Yes
+            });
         }
     };
     init_logging(&plan);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(plan))?;
     Ok(Outcome::Yes)
 }

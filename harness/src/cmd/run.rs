@@ -135,13 +135,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         lt.test_threads = Some(DEFAULT_THREADS);
     }
     if args.test.list {
-        let trials = selected.iter().map(|c| Trial::test(c.id().to_string(), || Ok(()))).collect();
+        let trials = selected
+            .iter()
+            .map(|c| Trial::test(c.id().to_string(), || Ok(())))
+            .collect();
         let _ = libtest_mimic::run(&lt, trials);
         return Ok(Outcome::Yes);
     }
 
     if let Some(dir) = &args.report {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating report directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating report directory {}", dir.display()))?;
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -158,8 +162,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let bar = bar_mode.then(|| {
         let b = ProgressBar::new((selected.len() as u64) * u64::from(args.repeat));
         b.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} cases {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} cases {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         b.enable_steady_tick(Duration::from_millis(120));
         b
@@ -190,7 +196,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if setup_failure.is_none() {
         let trials = selected
             .iter()
-            .map(|case| trial(case.clone(), &env, &shared, &runtime, &args, expectations.as_ref()))
+            .map(|case| {
+                trial(
+                    case.clone(),
+                    &env,
+                    &shared,
+                    &runtime,
+                    &args,
+                    expectations.as_ref(),
+                )
+            })
             .collect();
         // The verdict comes from grading, not from libtest's conclusion.
         let _ = libtest_mimic::run(&lt, trials);
@@ -200,7 +215,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     registry::kill_all();
 
-    let mut results = std::mem::take(&mut *shared.results.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut results =
+        std::mem::take(&mut *shared.results.lock().unwrap_or_else(|e| e.into_inner()));
     let cases: Vec<CaseRun> = if setup_failure.is_some() {
         Vec::new()
     } else {
@@ -208,7 +224,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             .iter()
             .map(|c| {
                 results.remove(c.id()).unwrap_or_else(|| {
-                    case_run(c).attempt(Attempt::error("the harness failed while running this case (a panic; see stderr)"))
+                    case_run(c).attempt(Attempt::error(
+                        "the harness failed while running this case (a panic; see stderr)",
+                    ))
                 })
             })
             .collect()
@@ -243,7 +261,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let report = grade(input, expectations.as_ref());
     if let Some(dir) = &args.report {
-        p2psip_reports::write_all(&report, dir).map_err(|e| anyhow::anyhow!("writing the reports: {e}"))?;
+        p2psip_reports::write_all(&report, dir)
+            .map_err(|e| anyhow::anyhow!("writing the reports: {e}"))?;
     }
     if let Some(path) = &args.write_expect {
         p2psip_reports::expect::write_file(&report, path)
@@ -260,7 +279,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 fn filters(args: &Args) -> Vec<String> {
     let mut f: Vec<String> = args.suite.iter().map(|s| format!("suite:{s}")).collect();
     f.extend(args.test.filter.iter().map(|x| {
-        if args.test.exact { format!("exact:{x}") } else { x.clone() }
+        if args.test.exact {
+            format!("exact:{x}")
+        } else {
+            x.clone()
+        }
     }));
     f.extend(args.test.skip.iter().map(|s| format!("skip:{s}")));
     if let Some(p) = args.partition {
@@ -270,8 +293,13 @@ fn filters(args: &Args) -> Vec<String> {
 }
 
 fn case_run(c: &Case) -> CaseRun {
-    CaseRun::new(c.id(), c.suite.clone(), c.def.title.clone(), c.def.level.to_report())
-        .requirements(c.def.requirements.iter().cloned())
+    CaseRun::new(
+        c.id(),
+        c.suite.clone(),
+        c.def.title.clone(),
+        c.def.level.to_report(),
+    )
+    .requirements(c.def.requirements.iter().cloned())
 }
 
 fn trial(
@@ -292,11 +320,18 @@ fn trial(
         let mut run = case_run(&case);
         if let Some(why) = skip {
             for _ in 0..repeat {
-                run = run.attempt(Attempt::skip(format!("skipped by the expectations file: {why}")));
+                run = run.attempt(Attempt::skip(format!(
+                    "skipped by the expectations file: {why}"
+                )));
             }
         } else {
             for attempt in 1..=repeat {
-                let a = handle.block_on(run_attempt(case.clone(), env.clone(), attempt, report_dir.as_deref()));
+                let a = handle.block_on(run_attempt(
+                    case.clone(),
+                    env.clone(),
+                    attempt,
+                    report_dir.as_deref(),
+                ));
                 if let Some(b) = &shared.bar {
                     b.inc(1);
                 }
@@ -307,7 +342,9 @@ fn trial(
         if let Some(b) = &shared.bar {
             let status = match &outcome {
                 Ok(Completion::Completed) => "ok".to_string(),
-                Ok(Completion::Ignored { reason }) => format!("ignored, {}", reason.as_deref().unwrap_or("")),
+                Ok(Completion::Ignored { reason }) => {
+                    format!("ignored, {}", reason.as_deref().unwrap_or(""))
+                }
                 Err(_) => "FAILED".to_string(),
             };
             b.println(format!("test {} ... {status}", case.id()));
@@ -325,7 +362,11 @@ fn trial(
 /// skipped ignores it.
 fn conclude(case: &Case, run: &CaseRun) -> Result<Completion, Failed> {
     if run.attempts.iter().all(|a| a.verdict == RawVerdict::Skip) {
-        let why = run.attempts.first().map(|a| a.detail.clone()).unwrap_or_default();
+        let why = run
+            .attempts
+            .first()
+            .map(|a| a.detail.clone())
+            .unwrap_or_default();
         return Ok(Completion::Ignored { reason: Some(why) });
     }
     let bad: Vec<&Attempt> = run
@@ -345,7 +386,11 @@ fn conclude(case: &Case, run: &CaseRun) -> Result<Completion, Failed> {
         case.origin
     );
     if run.attempts.len() > 1 {
-        msg.push_str(&format!("\n  {} of {} attempts did not pass", bad.len(), run.attempts.len()));
+        msg.push_str(&format!(
+            "\n  {} of {} attempts did not pass",
+            bad.len(),
+            run.attempts.len()
+        ));
     }
     if first.verdict == RawVerdict::Error {
         msg.insert_str(0, "could not reach a verdict: ");
@@ -367,7 +412,11 @@ async fn preflight(env: &RunEnv) -> Result<(), String> {
         return probe::options(&obs, addr, deadline, interval)
             .await
             .map(|_| ())
-            .map_err(|e| format!("the IUT at {addr} (--iut-addr) does not answer OPTIONS with 200 (TXN-4): {e}"));
+            .map_err(|e| {
+                format!(
+                    "the IUT at {addr} (--iut-addr) does not answer OPTIONS with 200 (TXN-4): {e}"
+                )
+            });
     }
     let addr = net::fresh_endpoint().map_err(|e| format!("preflight address: {e}"))?;
     let launch = Launch {
@@ -379,7 +428,11 @@ async fn preflight(env: &RunEnv) -> Result<(), String> {
         data_dir: None,
     };
     let mut inst = Instance::spawn(&env.iut, &launch).map_err(|e| {
-        format!("the IUT {} could not be started: {e} (command: {})", env.iut.name, env.iut.command_text().join(" "))
+        format!(
+            "the IUT {} could not be started: {e} (command: {})",
+            env.iut.name,
+            env.iut.command_text().join(" ")
+        )
     })?;
     let deadline = Instant::now() + env.iut.ready_timeout;
     let r = tokio::select! {
@@ -424,7 +477,10 @@ fn print_summary(report: &p2psip_reports::Report, dir: Option<&Path>, bar_mode: 
     let s = &report.summary;
     if bar_mode {
         for c in &report.cases {
-            if matches!(c.outcome, p2psip_reports::Outcome::Failed | p2psip_reports::Outcome::Errored) {
+            if matches!(
+                c.outcome,
+                p2psip_reports::Outcome::Failed | p2psip_reports::Outcome::Errored
+            ) {
                 eprintln!("---- {} ----\n{}\n", c.id, c.detail);
             }
         }
@@ -440,7 +496,11 @@ fn print_summary(report: &p2psip_reports::Report, dir: Option<&Path>, bar_mode: 
         s.xfailed,
         s.xpassed,
         s.unsupported,
-        if s.flaky > 0 { format!(", {} flaky", s.flaky) } else { String::new() },
+        if s.flaky > 0 {
+            format!(", {} flaky", s.flaky)
+        } else {
+            String::new()
+        },
         report.seed,
         report.duration_ms as f64 / 1000.0
     );

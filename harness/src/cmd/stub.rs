@@ -50,7 +50,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.ignore_sigterm {
         // SAFETY: installing SIG_IGN has no handler code to be unsafe in.
         unsafe {
-            nix::sys::signal::signal(nix::sys::signal::Signal::SIGTERM, nix::sys::signal::SigHandler::SigIgn)?;
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGTERM,
+                nix::sys::signal::SigHandler::SigIgn,
+            )?;
         }
     }
     let _sleeper = if args.spawn_sleeper {
@@ -76,11 +79,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             continue;
         }
         count += 1;
-        let mode = if count > args.answer { args.then } else { Then::Answer };
+        let mode = if count > args.answer {
+            args.then
+        } else {
+            Then::Answer
+        };
         match mode {
             Then::Silent => continue,
             Then::Exit => {
-                eprintln!("stub: exiting with {} after {} requests", args.exit_code, count - 1);
+                eprintln!(
+                    "stub: exiting with {} after {} requests",
+                    args.exit_code,
+                    count - 1
+                );
                 std::process::exit(i32::from(args.exit_code));
             }
             Then::Garbage => {
@@ -91,10 +102,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         let tag = format!("stub-{count}");
         let (code, contact) = match (m.method(), Class::of_request(&m)) {
-            (Some(Method::Register), Class::Query) => match m.to().and_then(|t| t.addr.uri.peer_id()) {
-                Some(key) => answer_query(&me, &View::default(), &key),
-                None => (400, None),
-            },
+            (Some(Method::Register), Class::Query) => {
+                match m.to().and_then(|t| t.addr.uri.peer_id()) {
+                    Some(key) => answer_query(&me, &View::default(), &key),
+                    None => (400, None),
+                }
+            }
             _ => (200, None),
         };
         let mut r = build::response(&m, code, build::reason_phrase(code), from, &tag);

@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use tokio::sync::watch;
 
-use super::ctx::{Ctx, Finding, Node, NodeState, Role, RunEnv, Stop, StepResult};
+use super::ctx::{Ctx, Finding, Node, NodeState, Role, RunEnv, StepResult, Stop};
 use super::load::Case;
 use super::model::Place;
 use super::steps;
@@ -46,31 +46,41 @@ pub fn skip_reason(case: &Case, env: &RunEnv) -> Option<String> {
             }
         } else if let Some(f) = Feature::from_name(n) {
             if !env.iut.has_feature(f) {
-                return Some(format!("needs the {n} role, which the IUT file does not claim (features)"));
+                return Some(format!(
+                    "needs the {n} role, which the IUT file does not claim (features)"
+                ));
             }
         }
     }
     if env.external.is_some() {
         let t = &case.def.topology;
         if t.iut > 1 {
-            return Some("needs several IUT instances; --iut-addr gives one user-managed instance".into());
+            return Some(
+                "needs several IUT instances; --iut-addr gives one user-managed instance".into(),
+            );
         }
         if t.refs > 0 {
             return Some("needs reference nodes in the IUT's overlay; a user-managed IUT cannot be joined to them".into());
         }
         if t.place.contains_key("iut1") {
-            return Some("places the IUT on the ring; a user-managed IUT's address is fixed".into());
+            return Some(
+                "places the IUT on the ring; a user-managed IUT's address is fixed".into(),
+            );
         }
         for s in &case.steps {
             use super::model::Step;
             let why = match &s.step {
                 Step::Kill(_) | Step::Leave(_) => Some("stops the IUT"),
                 Step::Restart(_) => Some("restarts the IUT"),
-                Step::Start(x) if x.bootstrap.is_some() => Some("starts the IUT with a bootstrap of its choosing"),
+                Step::Start(x) if x.bootstrap.is_some() => {
+                    Some("starts the IUT with a bootstrap of its choosing")
+                }
                 _ => None,
             };
             if let Some(w) = why {
-                return Some(format!("{w}; --iut-addr gives a user-managed instance the harness cannot start or stop"));
+                return Some(format!(
+                    "{w}; --iut-addr gives a user-managed instance the harness cannot start or stop"
+                ));
             }
         }
     }
@@ -111,17 +121,31 @@ fn arc_for(p: &Place, placed: &[(String, Id)]) -> Option<RingArc> {
 }
 
 /// Builds the case context: addresses, puppets, observer.
-async fn setup(case: &Arc<Case>, env: &Arc<RunEnv>, rec: &Arc<Recorder>, attempt: u32) -> Result<Ctx, Stop> {
+async fn setup(
+    case: &Arc<Case>,
+    env: &Arc<RunEnv>,
+    rec: &Arc<Recorder>,
+    attempt: u32,
+) -> Result<Ctx, Stop> {
     let params = Params::default().with(&case.def.params);
     let mut placed: Vec<(String, Id)> = Vec::new();
     let mut nodes = Vec::new();
     for name in case.instance_names() {
-        let role = if name.starts_with("iut") { Role::Iut } else { Role::Reference };
+        let role = if name.starts_with("iut") {
+            Role::Iut
+        } else {
+            Role::Reference
+        };
         let external = role == Role::Iut && env.external.is_some();
         let addr: SocketAddr = match (external, env.external) {
             (true, Some(a)) => a,
             _ => {
-                let arc = case.def.topology.place.get(&name).and_then(|p| arc_for(p, &placed));
+                let arc = case
+                    .def
+                    .topology
+                    .place
+                    .get(&name)
+                    .and_then(|p| arc_for(p, &placed));
                 net::place(arc, |ip| Ok(((), SocketAddr::new(ip, net::free_port(ip)?))))
                     .map_err(|e| Stop::Error(format!("placing {name}: {e}")))?
                     .1
@@ -144,9 +168,15 @@ async fn setup(case: &Arc<Case>, env: &Arc<RunEnv>, rec: &Arc<Recorder>, attempt
     let mut members = Vec::new();
     for p in &case.puppets {
         let arc = p.place.as_ref().and_then(|pl| arc_for(pl, &placed));
-        let pup = Puppet::bind_in(&p.name, arc, &params.overlay, params.peer_expires_s, rec.clone())
-            .await
-            .map_err(|e| Stop::Error(format!("puppet {}: {e}", p.name)))?;
+        let pup = Puppet::bind_in(
+            &p.name,
+            arc,
+            &params.overlay,
+            params.peer_expires_s,
+            rec.clone(),
+        )
+        .await
+        .map_err(|e| Stop::Error(format!("puppet {}: {e}", p.name)))?;
         pup.set_auto(steps::auto_from(&p.auto));
         placed.push((p.name.clone(), pup.id()));
         if p.member {
@@ -154,9 +184,15 @@ async fn setup(case: &Arc<Case>, env: &Arc<RunEnv>, rec: &Arc<Recorder>, attempt
         }
         puppets.push((p.name.clone(), Arc::new(pup)));
     }
-    let observer = Puppet::bind_in("observer", None, &params.overlay, params.peer_expires_s, rec.clone())
-        .await
-        .map_err(|e| Stop::Error(format!("observer: {e}")))?;
+    let observer = Puppet::bind_in(
+        "observer",
+        None,
+        &params.overlay,
+        params.peer_expires_s,
+        rec.clone(),
+    )
+    .await
+    .map_err(|e| Stop::Error(format!("observer: {e}")))?;
     Ok(Ctx {
         case: case.clone(),
         env: env.clone(),
@@ -176,7 +212,9 @@ async fn setup(case: &Arc<Case>, env: &Arc<RunEnv>, rec: &Arc<Recorder>, attempt
 }
 
 /// Resolves when any watched instance exits: (name, status).
-async fn first_exit(watchers: Vec<(String, watch::Receiver<Option<std::process::ExitStatus>>)>) -> (String, std::process::ExitStatus) {
+async fn first_exit(
+    watchers: Vec<(String, watch::Receiver<Option<std::process::ExitStatus>>)>,
+) -> (String, std::process::ExitStatus) {
     let mut set = tokio::task::JoinSet::new();
     for (name, mut rx) in watchers {
         set.spawn(async move {
@@ -199,11 +237,18 @@ async fn first_exit(watchers: Vec<(String, watch::Receiver<Option<std::process::
     }
 }
 
-fn watchers(cx: &Ctx, except: &[String]) -> Vec<(String, watch::Receiver<Option<std::process::ExitStatus>>)> {
+fn watchers(
+    cx: &Ctx,
+    except: &[String],
+) -> Vec<(String, watch::Receiver<Option<std::process::ExitStatus>>)> {
     cx.nodes
         .iter()
         .filter(|n| n.is_running() && !except.contains(&n.name))
-        .filter_map(|n| n.instance.as_ref().map(|i| (n.name.clone(), i.exit_watch())))
+        .filter_map(|n| {
+            n.instance
+                .as_ref()
+                .map(|i| (n.name.clone(), i.exit_watch()))
+        })
         .collect()
 }
 
@@ -227,7 +272,11 @@ fn crash(cx: &Ctx, name: &str, st: &std::process::ExitStatus) -> Stop {
             "{name} exited ({}) during step {}; last output: {}",
             describe_status(st),
             cx.step_no,
-            if tail.is_empty() { "(none)".to_string() } else { tail }
+            if tail.is_empty() {
+                "(none)".to_string()
+            } else {
+                tail
+            }
         ),
     ))
 }
@@ -243,7 +292,12 @@ async fn run_steps(cx: &mut Ctx) -> StepResult {
         };
         if let Err(e) = r {
             return Err(match e {
-                Stop::Error(m) => Stop::Error(format!("step {} ({}, line {}): {m}", i + 1, s.step.name(), s.line)),
+                Stop::Error(m) => Stop::Error(format!(
+                    "step {} ({}, line {}): {m}",
+                    i + 1,
+                    s.step.name(),
+                    s.line
+                )),
                 other => other,
             });
         }
@@ -277,7 +331,11 @@ async fn liveness(cx: &mut Ctx) -> StepResult {
         .map(|n| (n.name.clone(), n.addr()))
         .collect();
     for (name, addr) in targets {
-        if let Some(st) = cx.node(&name).and_then(|n| n.instance.as_ref()).and_then(|i| i.exit_status()) {
+        if let Some(st) = cx
+            .node(&name)
+            .and_then(|n| n.instance.as_ref())
+            .and_then(|i| i.exit_status())
+        {
             return Err(crash(cx, &name, &st));
         }
         let deadline = Instant::now() + Duration::from_millis(2000);
@@ -301,7 +359,11 @@ async fn teardown(cx: &mut Ctx) -> Vec<LogBlock> {
     let mut stops = Vec::new();
     for n in cx.nodes.iter_mut() {
         if let Some(mut inst) = n.instance.take() {
-            let mode = if n.role == Role::Iut { mode_iut } else { StopMode::Sigterm };
+            let mode = if n.role == Role::Iut {
+                mode_iut
+            } else {
+                StopMode::Sigterm
+            };
             stops.push(async move {
                 inst.stop(mode, grace).await;
                 inst
@@ -354,7 +416,9 @@ async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
         }
     })
     .await;
-    out.into_iter().map(|o| o.expect("every future completed")).collect()
+    out.into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
 }
 
 /// Where a case's pcap goes, relative to the report directory.
@@ -367,7 +431,12 @@ pub fn pcap_name(id: &str, attempt: u32) -> String {
 }
 
 /// Runs one attempt; never panics on IUT behaviour.
-pub async fn run_attempt(case: Arc<Case>, env: Arc<RunEnv>, attempt: u32, report_dir: Option<&Path>) -> Attempt {
+pub async fn run_attempt(
+    case: Arc<Case>,
+    env: Arc<RunEnv>,
+    attempt: u32,
+    report_dir: Option<&Path>,
+) -> Attempt {
     let started = Instant::now();
     if let Some(why) = skip_reason(&case, &env) {
         return Attempt::skip(why);
@@ -375,7 +444,18 @@ pub async fn run_attempt(case: Arc<Case>, env: Arc<RunEnv>, attempt: u32, report
     let rec = Recorder::new();
     let mut cx = match setup(&case, &env, &rec, attempt).await {
         Ok(cx) => cx,
-        Err(e) => return finish(&case, &rec, None, started, Err(e), Vec::new(), attempt, report_dir),
+        Err(e) => {
+            return finish(
+                &case,
+                &rec,
+                None,
+                started,
+                Err(e),
+                Vec::new(),
+                attempt,
+                report_dir,
+            );
+        }
     };
     let deadline = tokio::time::Instant::from_std(cx.deadline);
     let mut result = match tokio::time::timeout_at(deadline, run_steps(&mut cx)).await {
@@ -384,11 +464,15 @@ pub async fn run_attempt(case: Arc<Case>, env: Arc<RunEnv>, attempt: u32, report
             let s = case.steps.get(cx.step_no.saturating_sub(1));
             Err(Stop::Fail(Finding::new(
                 cx.primary_requirement(),
-                format!("the case done within its deadline of {} ms", case.deadline.as_millis()),
+                format!(
+                    "the case done within its deadline of {} ms",
+                    case.deadline.as_millis()
+                ),
                 format!(
                     "deadline expired during step {}{}",
                     cx.step_no,
-                    s.map(|s| format!(" ({}, line {})", s.step.name(), s.line)).unwrap_or_default()
+                    s.map(|s| format!(" ({}, line {})", s.step.name(), s.line))
+                        .unwrap_or_default()
                 ),
             )))
         }
@@ -397,9 +481,22 @@ pub async fn run_attempt(case: Arc<Case>, env: Arc<RunEnv>, attempt: u32, report
         result = liveness(&mut cx).await;
     }
     let logs = teardown(&mut cx).await;
-    let names: Vec<(String, Id)> = cx.nodes.iter().map(|n| (n.name.clone(), n.peer.id)).collect();
+    let names: Vec<(String, Id)> = cx
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.peer.id))
+        .collect();
     drop(cx);
-    finish(&case, &rec, Some(names), started, result, logs, attempt, report_dir)
+    finish(
+        &case,
+        &rec,
+        Some(names),
+        started,
+        result,
+        logs,
+        attempt,
+        report_dir,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

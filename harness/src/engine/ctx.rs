@@ -162,7 +162,12 @@ impl Ctx {
 
     /// The requirement a failure is charged to unless a step says otherwise.
     pub fn primary_requirement(&self) -> String {
-        self.case.def.requirements.first().cloned().unwrap_or_default()
+        self.case
+            .def
+            .requirements
+            .first()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use p2psip_reports::{Level, RequirementDef};
 use sha1::{Digest, Sha1};
 
-use super::model::{CaseDef, Place, PuppetDef, SuiteFile, Step};
+use super::model::{CaseDef, Place, PuppetDef, Step, SuiteFile};
 use super::msg::{parse_raw, raw_names};
 use crate::checks;
 use crate::iut::file::line_col;
@@ -107,7 +107,11 @@ pub fn requirement_catalogue(spec: &str) -> Vec<RequirementDef> {
         let Some((id, rest)) = rest.split_once("**") else {
             continue;
         };
-        if !id.contains('-') || !id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-') {
+        if !id.contains('-')
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+        {
             continue;
         }
         let rest = rest.trim_start();
@@ -128,7 +132,7 @@ pub fn requirement_catalogue(spec: &str) -> Vec<RequirementDef> {
         if !title.is_empty() {
             let mut t = title.to_string();
             if t.len() > 140 {
-                t.truncate(t.floor_char_boundary(137));
+                t.truncate(crate::text::floor_boundary(&t, 137));
                 t.push_str("...");
             }
             d.title = Some(t);
@@ -158,8 +162,12 @@ pub fn embedded() -> Result<Catalogue, LoadError> {
 
 /// Every `*.toml` file of `dir`.
 pub fn from_dir(dir: &Path) -> Result<Catalogue, LoadError> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| LoadError::Other(format!("cannot read suites directory {}: {e}", dir.display())))?;
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        LoadError::Other(format!(
+            "cannot read suites directory {}: {e}",
+            dir.display()
+        ))
+    })?;
     let mut files: Vec<_> = rd
         .flatten()
         .map(|e| e.path())
@@ -200,7 +208,10 @@ pub fn load(sources: &[(String, String)]) -> Result<Catalogue, LoadError> {
             )
         })?;
         if !is_kebab(&file.suite) {
-            return Err(at(0, format!("suite name {:?} is not kebab-case", file.suite)));
+            return Err(at(
+                0,
+                format!("suite name {:?} is not kebab-case", file.suite),
+            ));
         }
         if !names.insert(file.suite.clone()) {
             return Err(at(0, format!("suite {:?} is defined twice", file.suite)));
@@ -212,7 +223,10 @@ pub fn load(sources: &[(String, String)]) -> Result<Catalogue, LoadError> {
         });
         for dflt in &file.defaults.after {
             if checks::find(dflt).is_none() {
-                return Err(at(0, format!("defaults.after names unknown check {dflt:?}")));
+                return Err(at(
+                    0,
+                    format!("defaults.after names unknown check {dflt:?}"),
+                ));
             }
         }
         for spanned in file.cases {
@@ -222,9 +236,16 @@ pub fn load(sources: &[(String, String)]) -> Result<Catalogue, LoadError> {
             let mut steps = Vec::new();
             for s in &def.steps {
                 let off = s.span().start;
-                let step: Step = s.get_ref().clone().try_into().map_err(|e: toml::de::Error| {
-                    at(off, format!("in a step of case {}: {}", def.id, e.message().trim()))
-                })?;
+                let step: Step = s
+                    .get_ref()
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| {
+                        at(
+                            off,
+                            format!("in a step of case {}: {}", def.id, e.message().trim()),
+                        )
+                    })?;
                 steps.push(StepAt {
                     step,
                     line: line_col(text, off).0,
@@ -250,7 +271,10 @@ pub fn load(sources: &[(String, String)]) -> Result<Catalogue, LoadError> {
                 message: format!("case {}: {m}", case.def.id),
             })?;
             if !ids.insert(case.def.id.clone()) {
-                return Err(at(case_off, format!("case id {:?} is used twice", case.def.id)));
+                return Err(at(
+                    case_off,
+                    format!("case id {:?} is used twice", case.def.id),
+                ));
             }
             cases.push(Arc::new(case));
         }
@@ -267,8 +291,11 @@ pub fn load(sources: &[(String, String)]) -> Result<Catalogue, LoadError> {
 
 fn is_kebab(s: &str) -> bool {
     !s.is_empty()
-        && s.split('-')
-            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && s.split('-').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
 }
 
 const AUTO_NAMES: &[&str] = &["options", "queries", "notifies", "peer"];
@@ -301,11 +328,15 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
         return Err(err("title, desc and expect must not be empty".into()));
     }
     if d.requirements.is_empty() {
-        return Err(err("requirements must name at least one requirement ID".into()));
+        return Err(err(
+            "requirements must name at least one requirement ID".into()
+        ));
     }
     for r in &d.requirements {
         if !known.contains(r.as_str()) {
-            return Err(err(format!("unknown requirement {r:?} (not in docs/spec.md)")));
+            return Err(err(format!(
+                "unknown requirement {r:?} (not in docs/spec.md)"
+            )));
         }
     }
     if !(100..=300_000).contains(&case.deadline.as_millis()) {
@@ -313,7 +344,9 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
     }
     for n in &d.needs {
         if n != "tcp" && crate::iut::Feature::from_name(n).is_none() {
-            return Err(err(format!("needs: unknown {n:?} (tcp, adapter, recursive, stun, enrollment, offline)")));
+            return Err(err(format!(
+                "needs: unknown {n:?} (tcp, adapter, recursive, stun, enrollment, offline)"
+            )));
         }
     }
     let t = &d.topology;
@@ -330,13 +363,18 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
     }
     for k in t.place.keys() {
         if !instances.contains(k) {
-            return Err(err(format!("place.{k}: no such instance (have {})", instances.join(", "))));
+            return Err(err(format!(
+                "place.{k}: no such instance (have {})",
+                instances.join(", ")
+            )));
         }
     }
     let mut puppets: BTreeSet<String> = BTreeSet::new();
     for p in &case.puppets {
         let ok_name = !p.name.is_empty()
-            && p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && p.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             && !instances.contains(&p.name)
             && p.name != "observer"
             && !is_instance_like(&p.name);
@@ -351,7 +389,10 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
         }
         for a in &p.auto {
             if !AUTO_NAMES.contains(&a.as_str()) {
-                return Err(err(format!("puppet {}: auto {a:?} is not one of {AUTO_NAMES:?}", p.name)));
+                return Err(err(format!(
+                    "puppet {}: auto {a:?} is not one of {AUTO_NAMES:?}",
+                    p.name
+                )));
             }
         }
         if let Some(pl) = &p.place {
@@ -360,7 +401,10 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
         placed.push(p.name.clone());
     }
     let party = |n: &str| -> bool {
-        instances.iter().any(|i| i == n) || puppets.contains(n) || n == "observer" || n.parse::<std::net::SocketAddr>().is_ok()
+        instances.iter().any(|i| i == n)
+            || puppets.contains(n)
+            || n == "observer"
+            || n.parse::<std::net::SocketAddr>().is_ok()
     };
     let node = |n: &str| instances.iter().any(|i| i == n);
     let puppet = |n: &str| puppets.contains(n);
@@ -376,7 +420,14 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
     for s in &case.steps {
         let at = |m: String| -> Invalid { (Some(s.line), m) };
         let need = |ok: bool, what: &str, v: &str| -> Result<(), Invalid> {
-            if ok { Ok(()) } else { Err(at(format!("{} step: {what} {v:?} is not declared", s.step.name()))) }
+            if ok {
+                Ok(())
+            } else {
+                Err(at(format!(
+                    "{} step: {what} {v:?} is not declared",
+                    s.step.name()
+                )))
+            }
         };
         match &s.step {
             Step::Start(x) | Step::Restart(x) => {
@@ -391,13 +442,20 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
                     need(party(b), "bootstrap", b)?;
                 }
             }
-            Step::Kill(x) | Step::Leave(x) | Step::Alive(x) => need(node(&x.node), "instance", &x.node)?,
+            Step::Kill(x) | Step::Leave(x) | Step::Alive(x) => {
+                need(node(&x.node), "instance", &x.node)?
+            }
             Step::Send(x) => {
                 need(puppet(&x.from), "puppet", &x.from)?;
-                let forms = [x.msg.is_some(), x.raw.is_some(), x.raw_hex.is_some(), x.resend]
-                    .iter()
-                    .filter(|b| **b)
-                    .count();
+                let forms = [
+                    x.msg.is_some(),
+                    x.raw.is_some(),
+                    x.raw_hex.is_some(),
+                    x.resend,
+                ]
+                .iter()
+                .filter(|b| **b)
+                .count();
                 if forms > 1 {
                     return Err(at("send takes one of msg, raw, raw_hex, resend".into()));
                 }
@@ -420,7 +478,9 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
                     }
                 }
                 if x.transport == super::model::Via::Tcp && !d.needs.iter().any(|n| n == "tcp") {
-                    return Err(at("a case that sends over TCP must list \"tcp\" in needs".into()));
+                    return Err(at(
+                        "a case that sends over TCP must list \"tcp\" in needs".into()
+                    ));
                 }
             }
             Step::Expect(x) | Step::ExpectNone(x) => {
@@ -438,7 +498,9 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
                     .filter(|b| **b)
                     .count();
                 if kinds > 1 {
-                    return Err(at("expect takes at most one of response, request, stun, closed".into()));
+                    return Err(at(
+                        "expect takes at most one of response, request, stun, closed".into(),
+                    ));
                 }
                 if x.class.is_some() && x.request.is_none() {
                     return Err(at("class needs request = \"REGISTER\" (or \"any\")".into()));
@@ -456,12 +518,17 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
                 }
                 for (k, v) in x.links.iter().flatten() {
                     if !valid_link_key(k) {
-                        return Err(at(format!("links key {k:?} is not P1, S1..S32 or F0..F159")));
+                        return Err(at(format!(
+                            "links key {k:?} is not P1, S1..S32 or F0..F159"
+                        )));
                     }
                     need(party(v), "link", v)?;
                 }
                 if !(100..700).contains(&x.status) {
-                    return Err(at(format!("status {} is not a SIP final or provisional status", x.status)));
+                    return Err(at(format!(
+                        "status {} is not a SIP final or provisional status",
+                        x.status
+                    )));
                 }
             }
             Step::Wait(_) | Step::Snapshot(_) | Step::LookupAll(_) => {}
@@ -492,9 +559,10 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
 }
 
 fn is_instance_like(n: &str) -> bool {
-    ["iut", "ref"]
-        .iter()
-        .any(|p| n.strip_prefix(p).is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit())))
+    ["iut", "ref"].iter().any(|p| {
+        n.strip_prefix(p)
+            .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()))
+    })
 }
 
 fn valid_link_key(k: &str) -> bool {
@@ -543,7 +611,10 @@ mod tests {
         let c = requirement_catalogue(PROFILE_TEXT);
         let txn1 = c.iter().find(|r| r.id == "TXN-1").expect("TXN-1");
         assert_eq!(txn1.level, Level::Must);
-        assert!(c.iter().any(|r| r.id == "QUERY-8" && r.level == Level::Should));
+        assert!(
+            c.iter()
+                .any(|r| r.id == "QUERY-8" && r.level == Level::Should)
+        );
         assert!(c.len() > 60, "{}", c.len());
     }
 
@@ -567,7 +638,9 @@ mod tests {
     fn errors_name_the_line() {
         let ok = format!("{HEAD}steps = [\n  {{ do = \"start\", node = \"iut1\" }},\n]\n");
         assert_eq!(one(&ok), "ok");
-        let bad = format!("{HEAD}steps = [\n  {{ do = \"start\", node = \"iut1\" }},\n  {{ do = \"send\", from = \"q\" }},\n]\n");
+        let bad = format!(
+            "{HEAD}steps = [\n  {{ do = \"start\", node = \"iut1\" }},\n  {{ do = \"send\", from = \"q\" }},\n]\n"
+        );
         let e = one(&bad);
         assert!(e.starts_with("x.toml:13:"), "{e}");
         assert!(e.contains("\"q\""), "{e}");

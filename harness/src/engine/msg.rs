@@ -22,7 +22,9 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use p2psip_wire::build::{self, Identity, QueryKey};
-use p2psip_wire::{Header, Host, Id, Message, Peer, Rport, Scheme, Transport, Uri, UriParams, print};
+use p2psip_wire::{
+    Header, Host, Id, Message, Peer, Rport, Scheme, Transport, Uri, UriParams, print,
+};
 use rand::RngCore;
 
 use super::ctx::{Ctx, Stop};
@@ -96,7 +98,11 @@ pub fn parse_raw(text: &str) -> Result<Vec<Piece>, String> {
                 if !ok {
                     return Err(format!(
                         "unknown placeholder {{{name}}} in raw template; known: {}, {{addr:NAME}}, {{id:NAME}}, {{uid:NAME}}, {{uri:NAME}}",
-                        RAW_PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(" ")
+                        RAW_PLACEHOLDERS
+                            .iter()
+                            .map(|p| format!("{{{p}}}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     ));
                 }
                 if !lit.is_empty() {
@@ -142,7 +148,14 @@ pub fn resolve_key(cx: &mut Ctx, spec: &str) -> Result<Id, Stop> {
             let n: u64 = spec[i + 1..]
                 .parse()
                 .map_err(|_| Stop::Error(format!("bad key offset in {spec:?}")))?;
-            (&spec[..i], if &spec[i..i + 1] == "+" { n as i128 } else { -(n as i128) })
+            (
+                &spec[..i],
+                if &spec[i..i + 1] == "+" {
+                    n as i128
+                } else {
+                    -(n as i128)
+                },
+            )
         }
         _ => (spec, 0),
     };
@@ -227,7 +240,11 @@ pub fn outgoing(cx: &mut Ctx, step: &SendStep, puppet: &Puppet) -> Result<Outgoi
                 Some(k) => resolve_key(cx, k)?,
                 None => target.id,
             };
-            let qk = if key == target.id { QueryKey::Peer(target) } else { QueryKey::Key(key) };
+            let qk = if key == target.id {
+                QueryKey::Peer(target)
+            } else {
+                QueryKey::Key(key)
+            };
             build::query(&me, target.addr, &txn, qk)
         }
         MsgKind::Join => build::join(&me, target.addr, &txn, expires),
@@ -250,9 +267,9 @@ pub fn outgoing(cx: &mut Ctx, step: &SendStep, puppet: &Puppet) -> Result<Outgoi
         m.headers.retain(|h| !h.name().eq_ignore_ascii_case(name));
     }
     for line in &step.add_headers {
-        let (n, v) = line
-            .split_once(':')
-            .ok_or_else(|| Stop::Error(format!("add_headers entry {line:?} is not `Name: value`")))?;
+        let (n, v) = line.split_once(':').ok_or_else(|| {
+            Stop::Error(format!("add_headers entry {line:?} is not `Name: value`"))
+        })?;
         m.push_header(Header::Other {
             name: Cow::Owned(n.trim().to_string()),
             value: Cow::Owned(v.trim().to_string()),
@@ -289,7 +306,13 @@ fn identity_value(me: &Identity) -> String {
     )
 }
 
-fn expand_raw(cx: &mut Ctx, step: &SendStep, puppet: &Puppet, target: &Peer, raw: &str) -> Result<Vec<u8>, Stop> {
+fn expand_raw(
+    cx: &mut Ctx,
+    step: &SendStep,
+    puppet: &Puppet,
+    target: &Peer,
+    raw: &str,
+) -> Result<Vec<u8>, Stop> {
     let pieces = parse_raw(raw).map_err(Stop::Error)?;
     let txn = puppet.txn();
     let me = puppet.identity();

@@ -23,8 +23,14 @@ impl std::str::FromStr for Partition {
         let (k, n) = s
             .split_once('/')
             .ok_or_else(|| format!("partition {s:?} is not K/N"))?;
-        let k: usize = k.trim().parse().map_err(|_| format!("partition {s:?}: K is not a number"))?;
-        let n: usize = n.trim().parse().map_err(|_| format!("partition {s:?}: N is not a number"))?;
+        let k: usize = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("partition {s:?}: K is not a number"))?;
+        let n: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("partition {s:?}: N is not a number"))?;
         if n == 0 || k == 0 || k > n {
             return Err(format!("partition {s:?}: need 1 <= K <= N"));
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use p2psip_wire::build::{self, Link};
 use p2psip_wire::{Class, LinkKind, LinkType, Transport};
 
-use super::ctx::{Ctx, Finding, NodeState, Role, Stop, StepResult};
+use super::ctx::{Ctx, Finding, NodeState, Role, StepResult, Stop};
 use super::load::StepAt;
 use super::model::{
     AutoStep, CheckStep, CloseStep, ExpectStep, NodeStep, ReplyStep, SendStep, StartStep, Step,
@@ -26,7 +26,12 @@ pub const DEFAULT_WITHIN: Duration = Duration::from_millis(2000);
 
 /// Runs one step.
 pub async fn run(cx: &mut Ctx, s: &StepAt) -> StepResult {
-    cx.rec.log(format!("step {} ({}) at line {}", cx.step_no, s.step.name(), s.line));
+    cx.rec.log(format!(
+        "step {} ({}) at line {}",
+        cx.step_no,
+        s.step.name(),
+        s.line
+    ));
     match &s.step {
         Step::Start(x) => start(cx, x, false).await,
         Step::Restart(x) => start(cx, x, true).await,
@@ -41,7 +46,15 @@ pub async fn run(cx: &mut Ctx, s: &StepAt) -> StepResult {
             if let Some(r) = &x.requirement {
                 args.insert("requirement".into(), r.clone().into());
             }
-            checks::run(cx, "node.alive", &CheckInput { subject: None, args }).await
+            checks::run(
+                cx,
+                "node.alive",
+                &CheckInput {
+                    subject: None,
+                    args,
+                },
+            )
+            .await
         }
         Step::Send(x) => send(cx, x).await,
         Step::Expect(x) => expect(cx, x, false).await,
@@ -60,7 +73,14 @@ pub async fn run(cx: &mut Ctx, s: &StepAt) -> StepResult {
         Step::Snapshot(x) => {
             let peers = cx.live_peers();
             let deadline = cx.until(cx.timer_f().min(Duration::from_secs(3)));
-            let snap = crate::oracle::snapshot(&cx.observer, &peers, cx.live_ring(), cx.params.t1(), deadline).await;
+            let snap = crate::oracle::snapshot(
+                &cx.observer,
+                &peers,
+                cx.live_ring(),
+                cx.params.t1(),
+                deadline,
+            )
+            .await;
             let name = x.name.clone().unwrap_or_else(|| "last".to_string());
             cx.snapshots.insert(name, snap.clone());
             cx.snapshots.insert("last".to_string(), snap);
@@ -71,7 +91,15 @@ pub async fn run(cx: &mut Ctx, s: &StepAt) -> StepResult {
             if let Some(k) = x.keys {
                 args.insert("keys".into(), i64::from(k).into());
             }
-            checks::run(cx, "lookup.correct", &CheckInput { subject: None, args }).await
+            checks::run(
+                cx,
+                "lookup.correct",
+                &CheckInput {
+                    subject: None,
+                    args,
+                },
+            )
+            .await
         }
         Step::View(x) => view(cx, x),
         Step::Auto(x) => auto(cx, x),
@@ -179,7 +207,8 @@ async fn start(cx: &mut Ctx, s: &StartStep, restart: bool) -> StepResult {
             params: cx.params.clone(),
             data_dir: cx.node(&name).and_then(|n| n.data_dir.clone()),
         };
-        let inst = Instance::spawn(&spec, &launch).map_err(|e| Stop::Error(format!("{name}: {e}")))?;
+        let inst =
+            Instance::spawn(&spec, &launch).map_err(|e| Stop::Error(format!("{name}: {e}")))?;
         cx.rec.note(format!(
             "{name} {} at {addr} (pid {}): {}",
             if restart { "restarted" } else { "started" },
@@ -215,7 +244,10 @@ async fn leave(cx: &mut Ctx, s: &NodeStep) -> StepResult {
         s.within_ms
             .unwrap_or(cx.timer_f().as_millis() as u64 + 2000),
     );
-    let req = s.requirement.clone().unwrap_or_else(|| "LEAVE-1".to_string());
+    let req = s
+        .requirement
+        .clone()
+        .unwrap_or_else(|| "LEAVE-1".to_string());
     let role = cx.node(&s.node).map(|n| n.role);
     if role == Some(Role::Iut) && cx.env.iut.stop == StopMode::Sigkill {
         return Err(Stop::Skip(
@@ -233,7 +265,11 @@ async fn leave(cx: &mut Ctx, s: &NodeStep) -> StepResult {
     if !graceful {
         return Err(Stop::Fail(Finding::new(
             req,
-            format!("{} leaves and exits within {} ms of SIGTERM", s.node, within.as_millis()),
+            format!(
+                "{} leaves and exits within {} ms of SIGTERM",
+                s.node,
+                within.as_millis()
+            ),
             "still running; killed",
         )));
     }
@@ -251,7 +287,10 @@ async fn send(cx: &mut Ctx, s: &SendStep) -> StepResult {
     {
         if out.transport == Transport::Tcp {
             return Err(cx.fail(
-                format!("a TCP connection to {} (the IUT lists tcp in its transports)", out.to),
+                format!(
+                    "a TCP connection to {} (the IUT lists tcp in its transports)",
+                    out.to
+                ),
                 format!("{e}"),
             ));
         }
@@ -326,13 +365,20 @@ fn describe(cx: &Ctx, s: &ExpectStep, within: Duration) -> String {
         format!(
             "a {} response{}",
             codes.join("/"),
-            if s.any_txn { "" } else { " to its last request" }
+            if s.any_txn {
+                ""
+            } else {
+                " to its last request"
+            }
         )
     } else if let Some(m) = &s.request {
         format!(
             "a {} request{}",
             m,
-            s.class.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
+            s.class
+                .as_ref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default()
         )
     } else if s.stun {
         "a STUN message".into()
@@ -341,7 +387,11 @@ fn describe(cx: &Ctx, s: &ExpectStep, within: Duration) -> String {
     } else {
         "a message".into()
     };
-    let from = s.from.as_ref().map(|f| format!(" from {f}")).unwrap_or_default();
+    let from = s
+        .from
+        .as_ref()
+        .map(|f| format!(" from {f}"))
+        .unwrap_or_default();
     let _ = cx;
     format!("{what}{from} at {} within {} ms", s.at, within.as_millis())
 }
@@ -352,7 +402,10 @@ async fn expect(cx: &mut Ctx, s: &ExpectStep, none: bool) -> StepResult {
     let within = Duration::from_millis(s.within_ms.unwrap_or(DEFAULT_WITHIN.as_millis() as u64));
     let started = Instant::now();
     let deadline = cx.until(within);
-    let req = s.requirement.clone().unwrap_or_else(|| cx.primary_requirement());
+    let req = s
+        .requirement
+        .clone()
+        .unwrap_or_else(|| cx.primary_requirement());
     let got = puppet.inbox().wait(&m, deadline).await;
     if none {
         return match got {
@@ -375,9 +428,16 @@ async fn expect(cx: &mut Ctx, s: &ExpectStep, none: bool) -> StepResult {
         let actual = if seen.is_empty() {
             "nothing".to_string()
         } else {
-            format!("only: {}", seen.into_iter().rev().collect::<Vec<_>>().join(" | "))
+            format!(
+                "only: {}",
+                seen.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            )
         };
-        return Err(Stop::Fail(Finding::new(req, describe(cx, s, within), actual)));
+        return Err(Stop::Fail(Finding::new(
+            req,
+            describe(cx, s, within),
+            actual,
+        )));
     };
     if r.is_request() {
         cx.last_request.insert(s.at.clone(), r.clone());
@@ -391,7 +451,10 @@ async fn expect(cx: &mut Ctx, s: &ExpectStep, none: bool) -> StepResult {
             args: toml::Table::new(),
         };
         checks::run(cx, c, &input).await.map_err(|e| match e {
-            Stop::Fail(f) if f.at.is_none() => Stop::Fail(Finding { at: Some(r.at), ..f }),
+            Stop::Fail(f) if f.at.is_none() => Stop::Fail(Finding {
+                at: Some(r.at),
+                ..f
+            }),
             other => other,
         })?;
     }
@@ -437,7 +500,13 @@ async fn reply(cx: &mut Ctx, s: &ReplyStep) -> StepResult {
         }
         None => puppet.view().links(),
     };
-    let mut resp = build::response(m, s.status, build::reason_phrase(s.status), req.from, &puppet.tag());
+    let mut resp = build::response(
+        m,
+        s.status,
+        build::reason_phrase(s.status),
+        req.from,
+        &puppet.tag(),
+    );
     let contact = match s.contact.as_deref() {
         Some(c) => Some(c.to_string()),
         None if s.status == 200 && Class::of_request(m) == Class::Join => Some("echo".to_string()),

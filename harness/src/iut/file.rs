@@ -66,7 +66,10 @@ impl IutSpec {
 
     /// The command as written, for reports.
     pub fn command_text(&self) -> Vec<String> {
-        self.command.iter().map(|t| t.source().to_string()).collect()
+        self.command
+            .iter()
+            .map(|t| t.source().to_string())
+            .collect()
     }
 }
 
@@ -135,7 +138,7 @@ pub enum IutFileError {
         line: usize,
         column: usize,
         key: String,
-        source: TemplateError,
+        source: Box<TemplateError>,
     },
 }
 
@@ -171,7 +174,7 @@ struct IutRepr {
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
-    let before = &text[..text.floor_char_boundary(offset)];
+    let before = &text[..crate::text::floor_boundary(text, offset)];
     let line = before.matches('\n').count() + 1;
     let start = before.rfind('\n').map_or(0, |i| i + 1);
     (line, before[start..].chars().count() + 1)
@@ -233,7 +236,7 @@ impl IutSpec {
                             line,
                             column,
                             key: key.to_string(),
-                            source,
+                            source: Box::new(source),
                         }
                     })
                 })
@@ -277,7 +280,8 @@ impl IutSpec {
         if !transports.contains(&TransportName::Udp) {
             return Err(at(
                 iut_span,
-                "`transports` must include \"udp\": the profile's requests and probes use UDP".into(),
+                "`transports` must include \"udp\": the profile's requests and probes use UDP"
+                    .into(),
             ));
         }
         Ok(IutSpec {

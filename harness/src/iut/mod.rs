@@ -71,9 +71,7 @@ pub fn reference_node_program() -> Vec<String> {
 /// a test binary) the one built next to it.
 pub fn harness_exe() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("p2psip"));
-    let is_p2psip = exe
-        .file_stem()
-        .is_some_and(|s| s == "p2psip");
+    let is_p2psip = exe.file_stem().is_some_and(|s| s == "p2psip");
     if is_p2psip {
         return exe;
     }

@@ -93,7 +93,7 @@ impl LogRing {
 
     fn push(&self, stream: &'static str, mut text: String) {
         if text.len() > LINE_CAP {
-            let cut = text.floor_char_boundary(LINE_CAP);
+            let cut = crate::text::floor_boundary(&text, LINE_CAP);
             text.truncate(cut);
             text.push_str(" [...]");
         }

@@ -297,7 +297,11 @@ impl Inbox {
     /// Every entry that matches, claimed or not (for counting
     /// retransmissions).
     pub fn matching(&self, m: &Matcher) -> Vec<Received> {
-        self.lock().iter().filter(|r| m.matches(r)).cloned().collect()
+        self.lock()
+            .iter()
+            .filter(|r| m.matches(r))
+            .cloned()
+            .collect()
     }
 
     /// Waits until an unclaimed entry matches, or `deadline`.

@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 
 use p2psip_wire::build::{self, Identity, Link, Txn};
 use p2psip_wire::{
-    Class, Framer, Frame, Id, LinkKind, LinkType, Message, Method, ParseOptions, Peer, Transport,
+    Class, Frame, Framer, Id, LinkKind, LinkType, Message, Method, ParseOptions, Peer, Transport,
     closest_preceding, parse, print,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, UdpSocket};
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpSocket, UdpSocket};
 use tokio::task::JoinHandle;
 
 use crate::evidence::{Dir, Recorder};
@@ -321,15 +321,20 @@ impl Puppet {
         gap: Duration,
     ) -> std::io::Result<()> {
         let mut conns = self.shared.tcp.lock().await;
-        if !conns.contains_key(&to) {
-            let conn = open_tcp(self.shared.clone(), to).await?;
-            conns.insert(to, conn);
-        }
-        let conn = conns.get_mut(&to).expect("inserted above");
+        let conn = match conns.entry(to) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(open_tcp(self.shared.clone(), to).await?)
+            }
+        };
         let mut rest = bytes;
         let mut cuts = segments.iter();
         while !rest.is_empty() {
-            let n = cuts.next().copied().unwrap_or(rest.len()).clamp(1, rest.len());
+            let n = cuts
+                .next()
+                .copied()
+                .unwrap_or(rest.len())
+                .clamp(1, rest.len());
             let (chunk, tail) = rest.split_at(n);
             self.shared
                 .rec
@@ -368,7 +373,12 @@ impl Puppet {
     /// The response a peer gives to `req`: Via/To/From/Call-ID/CSeq
     /// copied (RFC 3261 §8.2.6), received/rport filled (NAT-2), the
     /// puppet's identity and links.
-    pub fn response_to(&self, req: &Received, code: u16, links: &[Link]) -> Option<Message<'static>> {
+    pub fn response_to(
+        &self,
+        req: &Received,
+        code: u16,
+        links: &[Link],
+    ) -> Option<Message<'static>> {
         let m = req.message.as_ref()?;
         let mut r = build::response(m, code, build::reason_phrase(code), req.from, &self.tag());
         r.make_p2p(&self.identity());
@@ -383,7 +393,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 async fn send_udp(shared: &Shared, to: SocketAddr, bytes: &[u8]) -> std::io::Result<()> {
     let from = lock(&shared.identity).peer.addr;
-    shared.rec.packet(Dir::Sent, from, to, Transport::Udp, bytes);
+    shared
+        .rec
+        .packet(Dir::Sent, from, to, Transport::Udp, bytes);
     shared.udp.send_to(bytes, to).await.map(|_| ())
 }
 
@@ -397,7 +409,9 @@ async fn open_tcp(shared: Arc<Shared>, to: SocketAddr) -> std::io::Result<TcpCon
     sock.bind(SocketAddr::new(ip, 0))?;
     let stream = tokio::time::timeout(Duration::from_secs(5), sock.connect(to))
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP connect timed out"))??;
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP connect timed out")
+        })??;
     stream.set_nodelay(true)?;
     let local = stream.local_addr()?;
     shared.rec.label(local, format!("{} (tcp)", shared.name));
@@ -423,13 +437,15 @@ async fn open_tcp(shared: Arc<Shared>, to: SocketAddr) -> std::io::Result<TcpCon
                     Frame::NeedMore => break,
                     Frame::Message { len, .. } | Frame::Ping { len } | Frame::Pong { len } => {
                         let msg: Vec<u8> = buf.drain(..len).collect();
-                        sh.rec.packet(Dir::Received, to, local, Transport::Tcp, &msg);
+                        sh.rec
+                            .packet(Dir::Received, to, local, Transport::Tcp, &msg);
                         sh.inbox.push(to, local, Transport::Tcp, &msg);
                     }
                     Frame::TooLarge { .. } | Frame::BadContentLength { .. } => {
                         // Cannot resynchronise: keep the rest as one blob.
                         let msg: Vec<u8> = std::mem::take(&mut buf);
-                        sh.rec.packet(Dir::Received, to, local, Transport::Tcp, &msg);
+                        sh.rec
+                            .packet(Dir::Received, to, local, Transport::Tcp, &msg);
                         sh.inbox.push(to, local, Transport::Tcp, &msg);
                         break;
                     }
@@ -458,7 +474,9 @@ async fn udp_loop(shared: Arc<Shared>) {
         };
         let bytes = &buf[..n];
         let me = lock(&shared.identity).peer.addr;
-        shared.rec.packet(Dir::Received, from, me, Transport::Udp, bytes);
+        shared
+            .rec
+            .packet(Dir::Received, from, me, Transport::Udp, bytes);
         let idx = shared.inbox.push(from, me, Transport::Udp, bytes);
         if let Some(resp) = auto_answer(&shared, idx) {
             shared.inbox.mark_auto(idx);
@@ -579,11 +597,20 @@ mod tests {
     #[tokio::test]
     async fn puppets_talk_and_record() {
         let rec = Recorder::new();
-        let a = Puppet::bind_in("a", None, "chat", 30, rec.clone()).await.unwrap();
-        let b = Puppet::bind_in("b", None, "chat", 30, rec.clone()).await.unwrap();
+        let a = Puppet::bind_in("a", None, "chat", 30, rec.clone())
+            .await
+            .unwrap();
+        let b = Puppet::bind_in("b", None, "chat", 30, rec.clone())
+            .await
+            .unwrap();
         b.set_auto(Auto::PEER);
         let txn = a.txn();
-        let opt = build::options(Some(&a.identity()), b.addr(), &txn, build::peer_uri(&a.peer()));
+        let opt = build::options(
+            Some(&a.identity()),
+            b.addr(),
+            &txn,
+            build::peer_uri(&a.peer()),
+        );
         a.send_msg(b.addr(), Transport::Udp, &opt).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         let got = a
