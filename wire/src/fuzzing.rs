@@ -15,7 +15,9 @@ pub fn check_parse(data: &[u8]) {
             if let Ok(p) = parse(data, opts) {
                 let printed = print(&p.message);
                 match parse(&printed, ParseOptions::lenient().with_profile(profile)) {
-                    Ok(again) => assert_eq!(again.message, p.message, "print/parse changed the message"),
+                    Ok(again) => {
+                        assert_eq!(again.message, p.message, "print/parse changed the message")
+                    }
                     Err(e) => panic!("the printed form of a parsed message is refused: {e}"),
                 }
             }
@@ -34,7 +36,11 @@ pub fn check_stream(data: &[u8]) {
     for _ in 0..(data.len() * 2 + 8) {
         match framer.next_frame(&buf) {
             Frame::Message { len, .. } | Frame::Ping { len } | Frame::Pong { len } => {
-                assert!(len > 0 && len <= buf.len(), "frame of {len} in {} bytes", buf.len());
+                assert!(
+                    len > 0 && len <= buf.len(),
+                    "frame of {len} in {} bytes",
+                    buf.len()
+                );
                 let _ = parse(&buf[..len], ParseOptions::lenient());
                 buf.drain(..len);
             }

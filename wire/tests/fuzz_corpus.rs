@@ -9,7 +9,9 @@ use proptest::prelude::*;
 
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -25,7 +27,11 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 fn replay_corpus_and_vectors() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut n = 0;
-    for dir in ["fuzz/corpus/parse_message", "fuzz/corpus/frame_stream", "vectors/messages"] {
+    for dir in [
+        "fuzz/corpus/parse_message",
+        "fuzz/corpus/frame_stream",
+        "vectors/messages",
+    ] {
         for f in files_under(&root.join(dir)) {
             let data = std::fs::read(&f).unwrap();
             check_parse(&data);

@@ -27,8 +27,18 @@ fn all_modes(bytes: &[u8]) {
                 // back as the same message.
                 let printed = p2psip_wire::print(&p.message);
                 let again = parse(&printed, ParseOptions::lenient().with_profile(profile))
-                    .unwrap_or_else(|e| panic!("printed form refused: {e}\n{}", String::from_utf8_lossy(&printed)));
-                assert_eq!(again.message, p.message, "{}", String::from_utf8_lossy(&printed));
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "printed form refused: {e}\n{}",
+                            String::from_utf8_lossy(&printed)
+                        )
+                    });
+                assert_eq!(
+                    again.message,
+                    p.message,
+                    "{}",
+                    String::from_utf8_lossy(&printed)
+                );
             }
             let _ = parse_one(bytes, opts);
         }
