@@ -9,9 +9,14 @@ of addresses starts at an offset derived from the process id and advances
 with a process-wide counter. `127.0.0.0/16` is never used (127.0.0.1 and
 127.0.0.53 belong to the host).
 
-Ports are found by binding port 0 on the address (UDP and TCP both, since
-an IUT may listen on both) and releasing the sockets: the kernel picks a
-free port, and on a fresh address nobody else competes for it.
+A port for a process the harness starts is found by binding a candidate
+on the address (UDP and TCP both, since an IUT may listen on both) and
+releasing the sockets. Candidates come from outside the kernel's
+ephemeral range: a port the kernel could hand to someone else's
+`bind(0.0.0.0:0)` between our release and the IUT's bind would make the
+IUT fail with "address in use" (a wildcard bind blocks every specific
+address), and that happens on a busy machine. Ports inside the range are
+used only when the range leaves no room outside it.
 */
 
 use std::io;
@@ -46,10 +51,54 @@ pub fn next_loopback() -> Ipv4Addr {
     Ipv4Addr::new(127, x, y, z)
 }
 
-/// A free port on `ip` for both UDP and TCP, found by binding port 0 and
-/// releasing it (the caller, or the process it starts, binds it next).
+/// The kernel's ephemeral port range (Linux), or the IANA default.
+fn ephemeral_range() -> (u16, u16) {
+    static RANGE: OnceLock<(u16, u16)> = OnceLock::new();
+    *RANGE.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|t| {
+                let mut it = t.split_whitespace().map(|x| x.parse::<u16>().ok());
+                Some((it.next()??, it.next()??))
+            })
+            .unwrap_or((49152, 65535))
+    })
+}
+
+/// The next candidate port outside the ephemeral range (and above 1024).
+fn next_port() -> Option<u16> {
+    static PORTS: AtomicU64 = AtomicU64::new(0);
+    let (lo, hi) = ephemeral_range();
+    let below = u64::from(lo.saturating_sub(1025));
+    let above = u64::from(u16::MAX - hi.min(u16::MAX));
+    let room = below + above;
+    if room < 1000 {
+        return None;
+    }
+    let n = PORTS.fetch_add(1, Ordering::Relaxed);
+    let i = (base() + n.wrapping_mul(7_919)) % room;
+    Some(if i < below {
+        1025 + i as u16
+    } else {
+        hi + 1 + (i - below) as u16
+    })
+}
+
+/// A free port on `ip` for both UDP and TCP, checked by binding it and
+/// released (the process the harness starts binds it next).
 pub fn free_port(ip: IpAddr) -> io::Result<u16> {
     let mut last = None;
+    for _ in 0..64 {
+        let Some(candidate) = next_port() else {
+            break;
+        };
+        let addr = SocketAddr::new(ip, candidate);
+        match UdpSocket::bind(addr).and_then(|_udp| TcpListener::bind(addr)) {
+            Ok(_tcp) => return Ok(candidate),
+            Err(e) => last = Some(e),
+        }
+    }
+    // No room outside the ephemeral range: let the kernel pick.
     for _ in 0..16 {
         let udp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
         let port = udp.local_addr()?.port();
@@ -149,10 +198,13 @@ mod tests {
     }
 
     #[test]
-    fn free_port_is_bindable() {
+    fn free_port_is_bindable_and_outside_the_ephemeral_range() {
         let ip = IpAddr::V4(next_loopback());
         let port = free_port(ip).unwrap();
         UdpSocket::bind(SocketAddr::new(ip, port)).unwrap();
+        TcpListener::bind(SocketAddr::new(ip, port)).unwrap();
+        let (lo, hi) = ephemeral_range();
+        assert!(port < lo || port > hi, "{port} in {lo}..={hi}");
     }
 
     #[test]

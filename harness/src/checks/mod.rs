@@ -133,4 +133,16 @@ mod tests {
             assert!(c.name.contains('.'), "{}", c.name);
         }
     }
+
+    #[test]
+    fn the_suite_guide_lists_every_check() {
+        let guide = include_str!("../../../suites/README.md");
+        for c in super::all() {
+            assert!(
+                guide.contains(&format!("| `{}` |", c.name)),
+                "suites/README.md does not list check {}",
+                c.name
+            );
+        }
+    }
 }

@@ -207,21 +207,52 @@ async fn start(cx: &mut Ctx, s: &StartStep, restart: bool) -> StepResult {
             params: cx.params.clone(),
             data_dir: cx.node(&name).and_then(|n| n.data_dir.clone()),
         };
-        let inst =
-            Instance::spawn(&spec, &launch).map_err(|e| Stop::Error(format!("{name}: {e}")))?;
-        cx.rec.note(format!(
-            "{name} {} at {addr} (pid {}): {}",
-            if restart { "restarted" } else { "started" },
-            inst.pgid(),
-            inst.argv.join(" ")
-        ));
-        if let Some(n) = cx.node_mut(&name) {
-            n.data_dir = Some(inst.data_dir().clone());
-            n.instance = Some(inst);
-            n.state = NodeState::Running;
-        }
-        if s.ready != Some(false) {
-            wait_ready(cx, &name, spec.ready_timeout).await?;
+        // An instance that exits at once, before answering, is started a
+        // second time: a port another process grabbed between the
+        // harness's check and the instance's bind must not cost a verdict.
+        // A real crash at start crashes twice.
+        for attempt in 1..=2 {
+            let inst =
+                Instance::spawn(&spec, &launch).map_err(|e| Stop::Error(format!("{name}: {e}")))?;
+            cx.rec.note(format!(
+                "{name} {} at {addr} (pid {}): {}",
+                if restart || attempt > 1 {
+                    "restarted"
+                } else {
+                    "started"
+                },
+                inst.pgid(),
+                inst.argv.join(" ")
+            ));
+            let spawned = Instant::now();
+            if let Some(n) = cx.node_mut(&name) {
+                n.data_dir = Some(inst.data_dir().clone());
+                n.instance = Some(inst);
+                n.state = NodeState::Running;
+            }
+            if s.ready == Some(false) {
+                break;
+            }
+            match wait_ready(cx, &name, spec.ready_timeout).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let quick_exit = spawned.elapsed() < Duration::from_secs(1)
+                        && cx
+                            .node(&name)
+                            .and_then(|n| n.instance.as_ref())
+                            .is_some_and(|i| i.exit_status().is_some());
+                    if attempt == 2 || !quick_exit {
+                        return Err(e);
+                    }
+                    cx.rec.note(format!(
+                        "{name} exited at once before answering; starting it once more"
+                    ));
+                    if let Some(inst) = cx.node_mut(&name).and_then(|n| n.instance.as_mut()) {
+                        inst.kill().await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
         }
     }
     Ok(())
