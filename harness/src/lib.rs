@@ -17,3 +17,4 @@ pub mod oracle;
 pub mod probe;
 pub mod puppet;
 mod text;
+pub mod trace;

@@ -148,6 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             .with_context(|| format!("creating report directory {}", dir.display()))?;
     }
 
+    crate::trace::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()

@@ -437,11 +437,24 @@ pub async fn run_attempt(
     attempt: u32,
     report_dir: Option<&Path>,
 ) -> Attempt {
-    let started = Instant::now();
     if let Some(why) = skip_reason(&case, &env) {
         return Attempt::skip(why);
     }
     let rec = Recorder::new();
+    crate::trace::CASE
+        .scope(rec.clone(), attempt_with(case, env, attempt, report_dir, rec))
+        .await
+}
+
+async fn attempt_with(
+    case: Arc<Case>,
+    env: Arc<RunEnv>,
+    attempt: u32,
+    report_dir: Option<&Path>,
+    rec: Arc<Recorder>,
+) -> Attempt {
+    let started = Instant::now();
+    tracing::debug!(case = case.id(), attempt, "case starts");
     let mut cx = match setup(&case, &env, &rec, attempt).await {
         Ok(cx) => cx,
         Err(e) => {

@@ -195,6 +195,7 @@ impl Instance {
         if let Some(err) = child.stderr.take() {
             readers.push(tokio::spawn(read_lines(err, "err", logs.clone())));
         }
+        tracing::info!(label = %launch.label, pid, argv = %argv.join(" "), "instance started");
         let (tx, rx) = watch::channel(None);
         tokio::spawn(async move {
             let st = child.wait().await;
@@ -285,6 +286,12 @@ impl Instance {
         }
         registry::deregister(self.pgid);
         self.finished = true;
+        tracing::info!(
+            label = %self.label,
+            status = %st.as_ref().map_or("not reaped".to_string(), describe_status),
+            graceful,
+            "instance stopped"
+        );
         (st, graceful)
     }
 
