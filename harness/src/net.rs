@@ -70,7 +70,7 @@ fn next_port() -> Option<u16> {
     static PORTS: AtomicU64 = AtomicU64::new(0);
     let (lo, hi) = ephemeral_range();
     let below = u64::from(lo.saturating_sub(1025));
-    let above = u64::from(u16::MAX - hi.min(u16::MAX));
+    let above = u64::from(u16::MAX - hi);
     let room = below + above;
     if room < 1000 {
         return None;

@@ -62,5 +62,8 @@ pub fn init() {
             .with_filter(tracing_subscriber::EnvFilter::from_default_env())
     });
     let case = CaseLayer.with_filter(tracing_subscriber::filter::LevelFilter::DEBUG);
-    let _ = tracing_subscriber::registry().with(case).with(stderr).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(case)
+        .with(stderr)
+        .try_init();
 }

@@ -442,7 +442,10 @@ pub async fn run_attempt(
     }
     let rec = Recorder::new();
     crate::trace::CASE
-        .scope(rec.clone(), attempt_with(case, env, attempt, report_dir, rec))
+        .scope(
+            rec.clone(),
+            attempt_with(case, env, attempt, report_dir, rec),
+        )
         .await
 }
 

@@ -139,7 +139,7 @@ fn hung_iut_fails_and_is_killed_even_ignoring_sigterm() {
     for c in r["cases"].as_array().unwrap() {
         for b in c["evidence"]["logs"].as_array().unwrap() {
             for l in b["lines"].as_array().unwrap() {
-                if let Some(p) = l.as_str().unwrap().split("sleeper ").nth(1) {
+                if let Some(p) = l.as_str().unwrap().split("out: sleeper ").nth(1) {
                     pids.push(p.trim().parse().unwrap());
                 }
             }
