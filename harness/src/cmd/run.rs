@@ -50,6 +50,9 @@ pub struct Args {
     /// Run only this suite (repeatable).
     #[arg(short = 's', long = "suite", value_name = "NAME")]
     pub suite: Vec<String>,
+    /// Run only cases that check this requirement ID (repeatable).
+    #[arg(short = 'r', long = "requirement", value_name = "ID")]
+    pub requirement: Vec<String>,
     /// Load the suites from this directory instead of the built-in ones.
     #[arg(long = "suites", value_name = "DIR")]
     pub suites_dir: Option<PathBuf>,
@@ -101,12 +104,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Some(p) => Some(Expectations::load(p).map_err(|e| anyhow::anyhow!("{e}"))?),
         None => None,
     };
-    let selected = plan::select(&catalogue, &args.suite, &args.test, args.partition)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let selected = plan::select(
+        &catalogue,
+        &args.suite,
+        &args.requirement,
+        &args.test,
+        args.partition,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     if selected.is_empty() {
         bail!(
-            "no case selected (suites {:?}, filter {:?}, skip {:?}, partition {:?}): nothing to run is an error, not a pass; `p2psip run --list` shows the cases",
+            "no case selected (suites {:?}, requirements {:?}, filter {:?}, skip {:?}, partition {:?}): nothing to run is an error, not a pass; `p2psip run --list` shows the cases",
             args.suite,
+            args.requirement,
             args.test.filter,
             args.test.skip,
             args.partition.map(|p| format!("{}/{}", p.k, p.n))
@@ -279,6 +289,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
 fn filters(args: &Args) -> Vec<String> {
     let mut f: Vec<String> = args.suite.iter().map(|s| format!("suite:{s}")).collect();
+    f.extend(args.requirement.iter().map(|r| format!("requirement:{r}")));
     f.extend(args.test.filter.iter().map(|x| {
         if args.test.exact {
             format!("exact:{x}")

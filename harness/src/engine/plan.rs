@@ -1,6 +1,7 @@
 /*!
-Selecting what runs: suites (`-s`), the libtest name filters (substring
-or `--exact`, `--skip`), then a shard (`--partition K/N`, by position in
+Selecting what runs: suites (`-s`), requirements (`-r`: cases citing
+one of them), the libtest name filters (substring or `--exact`,
+`--skip`), then a shard (`--partition K/N`, by position in
 the filtered, id-ordered list, so N jobs together run everything once).
 */
 
@@ -42,9 +43,15 @@ impl std::str::FromStr for Partition {
 pub fn select(
     cat: &Catalogue,
     suites: &[String],
+    requirements: &[String],
     args: &Arguments,
     partition: Option<Partition>,
 ) -> Result<Vec<Arc<Case>>, String> {
+    for r in requirements {
+        if !cat.requirements.iter().any(|d| &d.id == r) {
+            return Err(format!("unknown requirement {r:?} (not in the profile)"));
+        }
+    }
     for s in suites {
         if !cat.suites.iter().any(|x| &x.name == s) {
             let known: Vec<&str> = cat.suites.iter().map(|x| x.name.as_str()).collect();
@@ -55,6 +62,9 @@ pub fn select(
         .cases
         .iter()
         .filter(|c| suites.is_empty() || suites.contains(&c.suite))
+        .filter(|c| {
+            requirements.is_empty() || c.def.requirements.iter().any(|r| requirements.contains(r))
+        })
         .filter(|c| !args.is_filtered_out(&Trial::test(c.id().to_string(), || Ok(()))))
         .cloned()
         .collect();
