@@ -19,7 +19,9 @@ use std::time::Duration;
 
 pub use file::{Feature, IutFileError, IutSpec, StopMode, TransportName};
 pub use params::{ParamOverrides, Params};
-pub use supervisor::{Instance, Launch, LogLine, SpawnError, describe_status};
+pub use supervisor::{
+    Instance, Launch, LogLine, RegisterError, SpawnError, describe_status, register,
+};
 pub use template::{Template, TemplateError};
 
 /// The arguments of the reference node's command line after the program

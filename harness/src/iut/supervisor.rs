@@ -313,6 +313,81 @@ impl Drop for Instance {
     }
 }
 
+/// Why the IUT's `register_command` did not register.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("the IUT file has no register_command (and the case needs one)")]
+    NoCommand,
+    #[error("cannot start {program:?}: {source}")]
+    Exec {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("register_command failed ({status}): {output}")]
+    Failed { status: String, output: String },
+    #[error("register_command did not finish within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Runs the IUT file's `register_command` for the instance `launch`
+/// describes (RES-4: how an IUT without the adapter role is made to
+/// register `aor` at `contact`). Exit status 0 means accepted. The
+/// command runs in its own process group, killed at `timeout`.
+pub async fn register(
+    spec: &IutSpec,
+    launch: &Launch,
+    data_dir: &Path,
+    aor: &str,
+    contact: &str,
+    timeout: Duration,
+) -> Result<(), RegisterError> {
+    let Some(template) = &spec.register_command else {
+        return Err(RegisterError::NoCommand);
+    };
+    let mut v = values(launch, data_dir);
+    v.insert("aor", aor.to_string());
+    v.insert("contact", contact.to_string());
+    let argv: Vec<String> = template.iter().map(|t| t.expand(&v)).collect();
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for (k, t) in &spec.env {
+        cmd.env(k, t.expand(&v));
+    }
+    let child = cmd.spawn().map_err(|source| RegisterError::Exec {
+        program: argv[0].clone(),
+        source,
+    })?;
+    let pgid = child.id().map(|p| p as i32);
+    if let Some(p) = pgid {
+        registry::register(p);
+    }
+    let out = tokio::time::timeout(timeout, child.wait_with_output()).await;
+    if let Some(p) = pgid {
+        let _ = killpg(Pid::from_raw(p), Signal::SIGKILL);
+        registry::deregister(p);
+    }
+    match out {
+        Err(_) => Err(RegisterError::Timeout(timeout)),
+        Ok(Err(source)) => Err(RegisterError::Exec {
+            program: argv[0].clone(),
+            source,
+        }),
+        Ok(Ok(o)) if o.status.success() => Ok(()),
+        Ok(Ok(o)) => Err(RegisterError::Failed {
+            status: describe_status(&o.status),
+            output: String::from_utf8_lossy(&[o.stdout, o.stderr].concat())
+                .chars()
+                .take(2000)
+                .collect(),
+        }),
+    }
+}
+
 fn values(l: &Launch, data_dir: &Path) -> HashMap<&'static str, String> {
     let p = &l.params;
     let mut v = HashMap::new();
@@ -368,4 +443,57 @@ async fn read_lines(r: impl AsyncRead + Unpin, stream: &'static str, logs: Arc<L
 
 fn memchr_nl(b: &[u8]) -> Option<usize> {
     b.iter().position(|c| *c == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(cmd: &[&str]) -> IutSpec {
+        let list: Vec<String> = cmd.iter().map(|c| format!("{c:?}")).collect();
+        IutSpec::parse(
+            &format!(
+                "[iut]\nname = \"t\"\ncommand = [\"x\"]\nregister_command = [{}]\n",
+                list.join(", ")
+            ),
+            "t.toml",
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn register_command_exit_status_decides() {
+        let launch = Launch {
+            label: "iut1".into(),
+            addr: "127.1.2.3:4000".parse().unwrap(),
+            bootstrap: None,
+            advertise: None,
+            params: Params::default(),
+            data_dir: None,
+        };
+        let dir = std::env::temp_dir();
+        let t = Duration::from_secs(5);
+        let ok = spec(&[
+            "sh",
+            "-c",
+            "test \"$0 $1 $2\" = \"sip:a@b <sip:a@1.2.3.4> 127.1.2.3:4000\"",
+            "{aor}",
+            "{contact}",
+            "{ip}:{port}",
+        ]);
+        register(&ok, &launch, &dir, "sip:a@b", "<sip:a@1.2.3.4>", t)
+            .await
+            .unwrap();
+        let bad = spec(&["sh", "-c", "echo refused; exit 4"]);
+        let e = register(&bad, &launch, &dir, "sip:a@b", "x", t)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exit code 4") && e.contains("refused"), "{e}");
+        let slow = spec(&["sleep", "10"]);
+        let e = register(&slow, &launch, &dir, "a", "b", Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RegisterError::Timeout(_)));
+    }
 }
