@@ -29,6 +29,14 @@ pub static CHECKS: &[CheckDef] = &[
         run: converged,
     },
     CheckDef {
+        name: "ring.unchanged",
+        requirements: &["QUERY-1"],
+        subject: Subject::None,
+        args: &["before", "requirement"],
+        doc: "a new snapshot shows every node with the same P1, successors and fingers as the snapshot `before` (a `snapshot` step's name)",
+        run: unchanged,
+    },
+    CheckDef {
         name: "ring.consistent",
         requirements: &["STAB-5", "C-G1", "C-G2", "C-G3", "C-G4"],
         subject: Subject::None,
@@ -235,5 +243,41 @@ fn consistent<'a>(cx: &'a mut Ctx, _input: &'a CheckInput) -> CheckFuture<'a> {
     Box::pin(async move {
         let snap = take(cx).await;
         zave(cx, &snap)
+    })
+}
+
+fn summary(l: &NodeLinks) -> (Option<Id>, Vec<Id>, Vec<(u8, Id)>) {
+    (
+        l.pred.map(|p| p.id),
+        l.succ.iter().map(|p| p.id).collect(),
+        l.fingers.iter().map(|(i, p)| (*i, p.id)).collect(),
+    )
+}
+
+fn unchanged<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
+    Box::pin(async move {
+        let name = input.str("before").unwrap_or("last").to_string();
+        let req = input.str("requirement").unwrap_or("QUERY-1").to_string();
+        let Some(before) = cx.snapshots.get(&name).cloned() else {
+            return Err(crate::engine::ctx::Stop::Error(format!(
+                "ring.unchanged: no snapshot named {name:?} (take one with a snapshot step)"
+            )));
+        };
+        let now = take(cx).await;
+        for (node, _, r) in &before.nodes {
+            let Reading::Links(a) = r else { continue };
+            let Some((_, _, Reading::Links(b))) = now.nodes.iter().find(|(n, _, _)| n == node)
+            else {
+                continue;
+            };
+            if summary(a) != summary(b) {
+                return Err(finding(
+                    &req,
+                    format!("{node}'s links unchanged since snapshot {name:?}"),
+                    format!("before: {}; now: {}", table(cx, &before), table(cx, &now)),
+                ));
+            }
+        }
+        Ok(())
     })
 }
