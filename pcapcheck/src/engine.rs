@@ -149,8 +149,9 @@ struct PeerState {
     last_sent: Ns,
     /// Largest lifetime it advertised in its DHT-PeerID (WIRE-4).
     advertised: Option<u32>,
-    /// Peers it completed a transaction with, and when last.
-    verified: FxMap<Id, Ns>,
+    /// Peers it exchanged a transaction with: whether one verified them
+    /// (QUERY-7), and when it last heard from them.
+    verified: FxMap<Id, (bool, Ns)>,
     /// Its latest link report: (time, P1) (`None`: no P1 link).
     p1: Option<(Ns, Option<Id>)>,
     /// Its latest S1.
@@ -258,6 +259,9 @@ pub struct Checker {
     next_sweep: Ns,
     links: Vec<LinkRef>,
     peers_full_noted: bool,
+    /// Last time the membership changed: a new peer, a join or leave
+    /// answered 200, a peer found silent.
+    last_change: Ns,
 }
 
 impl Checker {
@@ -290,6 +294,7 @@ impl Checker {
             next_sweep: Ns::MIN,
             links: Vec::with_capacity(64),
             peers_full_noted: false,
+            last_change: Ns::MIN,
         }
     }
 
@@ -750,6 +755,7 @@ impl Checker {
             p.complete = complete;
             self.peers.insert(s.id, p);
             self.counters.peers += 1;
+            self.last_change = now;
         }
         let Some(p) = self.peers.get_mut(&s.id) else {
             return;
@@ -1043,20 +1049,31 @@ impl Checker {
             }
         }
         let Some(r) = responder else { return };
-        // QUERY-7 bookkeeping: a completed transaction between the two.
+        // QUERY-7 bookkeeping: the requester completed a transaction with
+        // the responder (a final answer from it, carrying its DHT-PeerID);
+        // the responder one with the requester only when the request was
+        // state-changing and accepted, i.e. passed ID-7 (a query's
+        // DHT-PeerID is not verified, so it proves nothing). Any
+        // transaction refreshes the lifetime (STAB-6, QUERY-1).
         if let Some(q) = requester
             && q != r.id
         {
-            for (a, b) in [(q, r.id), (r.id, q)] {
+            let accepted = class.changes_state() && (200..300).contains(&status);
+            for (a, b, verifies) in [(q, r.id, true), (r.id, q, accepted)] {
                 if let Some(p) = self.peers.get_mut(&a)
                     && (p.verified.len() < MAX_VERIFIED_PER_PEER || p.verified.contains_key(&b))
                 {
-                    p.verified.insert(b, now);
+                    let e = p.verified.entry(b).or_insert((false, now));
+                    e.0 |= verifies;
+                    e.1 = now;
                 }
             }
         }
         // A leave answered 200: the leaver is gone; LEAVE-2 for the
         // answering peer.
+        if matches!(class, Class::Join | Class::Leave) && (200..300).contains(&status) {
+            self.last_change = now;
+        }
         if class == Class::Leave
             && (200..300).contains(&status)
             && let Some(q) = requester
@@ -1132,8 +1149,11 @@ impl Checker {
                 && matches!(status, 200 | 302 | 404);
             if routing && matches!(class, Class::Query | Class::Join) {
                 // QUERY-4: P1 (unless NULL) and S1; a lone peer reports nothing.
+                // A first peer whose successor is still itself reports no
+                // S1 (JOIN-8): judged once the responder has reported one.
+                let had_s1 = self.peers.get(&r.id).is_some_and(|p| p.s1.is_some());
                 self.sink.judged(Req::Query4);
-                if !links.is_empty() && s1.is_none() {
+                if !links.is_empty() && s1.is_none() && had_s1 {
                     self.sink.violation(Req::Query4, at, raw, pair.map(|p| p.2), || {
                         texts(
                             format!("{status} to a {} without an S1 link", class.name()),
@@ -1290,7 +1310,7 @@ impl Checker {
             if l.id == r.id {
                 continue;
             }
-            if complete && !state.verified.contains_key(&l.id) {
+            if complete && !state.verified.get(&l.id).is_some_and(|v| v.0) {
                 unverified.push(*l);
             }
             let linked = self.peers.get(&l.id);
@@ -1413,7 +1433,7 @@ impl Checker {
                     .peers
                     .get(&r.id)
                     .and_then(|p| p.verified.get(&l.id))
-                    .copied()
+                    .map(|v| v.1)
             {
                 self.sink.judged(Req::Stab6);
                 let age = now - last;
@@ -1494,6 +1514,10 @@ impl Checker {
                     None
                 } else if s1 == Some(c) && key.in_open(&r.id, &c) {
                     None
+                } else if s1.is_none() {
+                    // A first peer whose successor is still itself (JOIN-8)
+                    // reports no S1: the fallback cannot be judged.
+                    None
                 } else {
                     Some(format!(
                         "{} is not in (responder, key] and not its S1 {}",
@@ -1535,7 +1559,15 @@ impl Checker {
                     }
                 }
                 // C-Q3: a redirect back to a peer the lookup already asked.
+                // Judged only on a quiet ring: while peers join or fail,
+                // a lookup may legitimately pass a peer twice (C-Q3 holds
+                // at quiescence; C-G6 bounds convergence).
+                let n = self.peers.len().max(2) as u32;
+                let log2n = 32 - (n - 1).leading_zeros();
+                let quiet = (self.opts.stabilize * (log2n + 3) + self.opts.timer_f()).as_nanos()
+                    as Ns;
                 if paired
+                    && ns(at.ts) - self.last_change > quiet
                     && let Some(src) = req_src
                 {
                     let ck = chain_key(src, &key);
@@ -1689,6 +1721,7 @@ impl Checker {
                 && p.last_sent <= since
             {
                 p.gone = Some(Gone::Silent(since));
+                self.last_change = now;
             }
         }
         for k in done {
