@@ -22,7 +22,7 @@ crate's README; the comments here name the requirement next to the check.
 use std::net::{IpAddr, SocketAddr};
 
 use p2psip_capture::{Event, PayloadKind, Stats, Timestamp, Transport};
-use p2psip_wire::resource::{canonical, key_of};
+use p2psip_wire::resource::{canonical, key_of, replica_id, resource_id};
 use p2psip_wire::{
     Class, Deviation, ErrorKind, Host, Id, LinkKind, Message, Method, ParseError, ParseOptions,
     Rport, Uri, Warnings, parse,
@@ -47,6 +47,20 @@ const MAX_CHAINS: usize = 100_000;
 const MAX_CHAIN_HOPS: usize = 64;
 const MAX_CAPTURE_PROBLEMS: usize = 100;
 const MAX_VERIFIED_PER_PEER: usize = 4096;
+/// How late a timer may fire on a loaded machine (TXN-1 judgements).
+const SLACK: Ns = 40 * MS;
+
+/// When copy `k` of a request is due after the first: T1·(2^k - 1),
+/// with every interval capped at T2 (RFC 3261 §17.1.2.2).
+fn schedule(t1: Ns, t2: Ns, k: u32) -> Ns {
+    let mut due: Ns = 0;
+    let mut interval = t1;
+    for _ in 0..k.min(64) {
+        due = due.saturating_add(interval.min(t2.max(t1)));
+        interval = interval.saturating_mul(2);
+    }
+    due
+}
 
 fn ns(ts: Timestamp) -> Ns {
     ts.as_nanos()
@@ -209,6 +223,11 @@ struct UaReg {
     txn: u64,
     adapter: SocketAddr,
     aor: u64,
+    /// The Resource-IDs of the primary and each replica (ID-4, ID-5).
+    keys: Vec<Id>,
+    /// The adapter's P1 when it answered the UA (`Some(None)`: it
+    /// reported no P1).
+    p1_then: Option<Option<Id>>,
     seen: u64,
     deadline: Option<Ns>,
     finding: Option<Finding>,
@@ -509,7 +528,8 @@ impl Checker {
             }
         }
         let t2 = self.opts.t2.as_nanos() as Ns;
-        let mut early: Option<(Ns, Ns, Ns)> = None;
+        let opt_t1 = self.opts.t1.map(|t| t.as_nanos() as Ns);
+        let mut early: Option<(Ns, Ns, Ns, u32)> = None;
         let mut after_f: Option<(Ns, Ns)> = None;
         let mut t1_seen: Option<Ns> = None;
         let mut new_leg = false;
@@ -526,25 +546,34 @@ impl Checker {
                         if leg.final_status != 0 {
                             leg.copies_after_final = leg.copies_after_final.saturating_add(1);
                         } else if leg.transport == Transport::Udp {
-                            // TXN-1: T1, 2·T1, 4·T1... capped at T2.
+                            // TXN-1: copy k is due T1·(2^k - 1) after the
+                            // first (intervals capped at T2). Copies may
+                            // come late (scheduling), never early: only
+                            // an early copy is judged, against the
+                            // configured T1 or, without one, the first
+                            // interval less the scheduling slack.
                             leg.copies = leg.copies.saturating_add(1);
                             let k = u32::from(leg.copies - 1);
                             if k == 1 {
                                 leg.t1 = dt;
                                 t1_seen = Some(dt);
-                            } else if leg.t1 > 0 {
-                                let expected = leg
-                                    .t1
-                                    .saturating_mul(1 << (k - 1).min(30))
-                                    .min(t2.max(leg.t1));
-                                if !leg.early_reported && dt < expected * 3 / 4 - 20 * MS {
-                                    leg.early_reported = true;
-                                    early = Some((dt, expected, leg.t1));
-                                }
-                                let f = leg.t1 * 64;
-                                if now - leg.first > f + f / 10 + 100 * MS {
-                                    after_f = Some((now - leg.first, f));
-                                }
+                            }
+                            let base = match opt_t1 {
+                                Some(t) => t,
+                                None => (leg.t1 - SLACK).max(leg.t1 / 4),
+                            };
+                            let elapsed = now - leg.first;
+                            let due = schedule(base, t2, k);
+                            if (opt_t1.is_some() || k >= 2)
+                                && !leg.early_reported
+                                && elapsed < due * 9 / 10 - SLACK
+                            {
+                                leg.early_reported = true;
+                                early = Some((elapsed, due, base, k));
+                            }
+                            let f = opt_t1.unwrap_or(leg.t1) * 64;
+                            if elapsed > f + f / 10 + 100 * MS {
+                                after_f = Some((elapsed, f));
                             }
                         }
                     }
@@ -580,10 +609,15 @@ impl Checker {
                 new_leg = true;
                 if ua_register && self.ua_regs.len() < MAX_PENDING {
                     if let Some(to) = msg.to() {
+                        let uri = &to.addr.uri;
+                        let mut keys = vec![resource_id(uri)];
+                        keys.extend((1..=self.opts.replicas.min(63)).map(|n| replica_id(uri, n)));
                         self.ua_regs.push(UaReg {
                             txn: key,
                             adapter: at.dst,
-                            aor: digest(&[&canonical(&to.addr.uri)]),
+                            aor: digest(&[&canonical(uri)]),
+                            keys,
+                            p1_then: None,
                             seen: 0,
                             deadline: None,
                             finding: None,
@@ -597,17 +631,16 @@ impl Checker {
             *e = (*e).max(t1);
         }
         if judged && at.transport == Transport::Udp {
-            if let Some((dt, expected, t1)) = early {
-                self.sink.judged(Req::Txn1);
+            if let Some((elapsed, due, base, k)) = early {
                 self.sink.violation(Req::Txn1, at, raw, None, || {
                     texts(
-                        "retransmission too early for the doubling schedule",
+                        format!("retransmission {k} too early for the doubling schedule"),
                         format!(
-                            "about {} after the previous copy (T1 = {} from the first interval, doubling, capped at T2)",
-                            ms_text(expected),
-                            ms_text(t1)
+                            "at least {} after the first copy (T1 = {}, doubling, capped at T2)",
+                            ms_text(due),
+                            ms_text(base)
                         ),
-                        ms_text(dt),
+                        format!("{} after the first copy", ms_text(elapsed)),
                     )
                 });
             }
@@ -875,6 +908,9 @@ impl Checker {
             return;
         };
         self.counters.paired += 1;
+        if judged {
+            self.sink.judged(Req::Txn3);
+        }
         let leg = &mut txn.legs[li];
         let provisional = status < 200;
         let first_answer = !leg.any_response;
@@ -882,7 +918,8 @@ impl Checker {
             leg.any_response = true;
             leg.first_response = now;
         }
-        let waited = (first_answer && leg.copies == 1 && leg.transport == Transport::Udp)
+        let udp_first_answer = first_answer && leg.transport == Transport::Udp;
+        let waited = (udp_first_answer && leg.copies == 1)
             .then_some((now - leg.first, leg.first_frame, leg.src, leg.dst));
         let mut changed_status: Option<u16> = None;
         let mut first_final = false;
@@ -945,6 +982,9 @@ impl Checker {
                     };
                 }
             }
+        }
+        if udp_first_answer && judged_by(&self.opts, leg_src) {
+            self.sink.judged(Req::Txn1);
         }
         // TXN-1: a request that waited without a copy (judged at the end
         // with the sender's T1).
@@ -1038,6 +1078,10 @@ impl Checker {
             && let Some(u) = self.ua_regs.iter_mut().find(|u| u.txn == key)
         {
             u.deadline = Some(now + self.opts.timer_f().as_nanos() as Ns);
+            u.p1_then = responder
+                .and_then(|r| self.peers.get(&r.id))
+                .and_then(|p| p.p1)
+                .map(|(_, p1)| p1);
             if judged_by(&self.opts, at.src) {
                 u.finding = Some(self.sink.finding(
                     Req::Repl1,
@@ -1366,7 +1410,7 @@ impl Checker {
                 )
             });
         }
-        self.sink.judged(Req::Cl3);
+        self.sink.judged(Req::Query5);
         for (l, g) in gone {
             if self.stale.len() >= MAX_PENDING {
                 self.counters.deferred_dropped += 1;
@@ -1377,9 +1421,9 @@ impl Checker {
                 Gone::Silent(t) => ("stopped answering (a request to it got no answer for Timer F)", t),
             };
             let finding = self.sink.finding(
-                Req::Cl3,
+                Req::Query5,
                 at,
-                self.sink.keeps(Req::Cl3).then_some(raw),
+                self.sink.keeps(Req::Query5).then_some(raw),
                 None,
                 texts(
                     format!(
@@ -1750,12 +1794,31 @@ impl Checker {
 
     fn judge_ua_reg(&mut self, u: UaReg) {
         let Some(mut f) = u.finding else { return };
-        self.sink.judged(Req::Repl1);
         let r = self.opts.replicas.min(63);
         let want: u64 = (1u64 << (r + 1)) - 1;
-        if u.seen & want != want {
+        // A copy the adapter is responsible for itself is stored without a
+        // message: missing copies are judged only when the adapter's P1
+        // (when it answered the UA, and now) says it is not theirs.
+        let adapter = self.by_addr.get(&u.adapter).copied();
+        let p1_now = adapter
+            .and_then(|a| self.peers.get(&a))
+            .and_then(|p| p.p1)
+            .map(|(_, p1)| p1);
+        let (Some(me), Some(then), Some(now)) = (adapter, u.p1_then, p1_now) else {
+            return;
+        };
+        self.sink.judged(Req::Repl1);
+        let own = |k: &Id, p1: Option<Id>| p1.is_none_or(|p| k.in_open_closed(&p, &me));
+        let missing_bits: u64 = (0..=r)
+            .filter(|c| u.seen & (1 << c) == 0)
+            .filter(|c| {
+                let k = &u.keys[*c as usize];
+                !own(k, then) && !own(k, now)
+            })
+            .fold(0, |acc, c| acc | (1 << c));
+        if missing_bits != 0 {
             let missing: Vec<String> = (0..=r)
-                .filter(|c| u.seen & (1 << c) == 0)
+                .filter(|c| missing_bits & (1 << c) != 0)
                 .map(|c| if c == 0 { "primary".into() } else { format!("replica {c}") })
                 .collect();
             f.message = format!(
@@ -1863,7 +1926,6 @@ impl Checker {
                 Some(t) => (t.as_nanos() as Ns).max(self.sender_t1.get(&w.sender).copied().unwrap_or(0)),
                 None => self.sender_t1.get(&w.sender).copied().unwrap_or(default_t1),
             };
-            self.sink.judged(Req::Txn1);
             if w.wait > t1 * 3 / 2 + 50 * MS {
                 let mut f = w.finding;
                 f.expected = format!("a copy after T1 = {}", ms_text(t1));

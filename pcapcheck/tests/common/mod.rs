@@ -33,6 +33,11 @@ pub const PERIOD: Duration = Duration::from_millis(500);
 /// verified (QUERY-7).
 pub const KEEPALIVE: Duration = Duration::from_millis(2000);
 pub const RING: usize = 6;
+/// Queries the client sends the faulty peer after the second joiner
+/// started, and their spacing: its answers are what shows a peer reported
+/// before it was verified (QUERY-7).
+pub const QUERIES: u32 = 60;
+pub const QUERY_GAP: Duration = Duration::from_millis(50);
 /// Index of the peer that carries the fault.
 pub const FAULTY: usize = 1;
 
@@ -99,36 +104,39 @@ pub struct Plan {
     pub spoof_as: SocketAddr,
 }
 
-/// Picks the roles among `127.a.b.1..=250`.
+/// Picks the roles among `127.a.b.1..=250`: six consecutive addresses
+/// from 1 up for the ring (the first six for which the joiners' ranges
+/// hold a candidate), joiners from 100..=250.
 pub fn plan(a: u8, b: u8) -> Plan {
+    (0..14u8)
+        .find_map(|k| try_plan(a, b, 1 + k * 6))
+        .expect("some ring leaves room for both joiners")
+}
+
+fn try_plan(a: u8, b: u8, first: u8) -> Option<Plan> {
     let ip = |n: u8| IpAddr::V4(Ipv4Addr::new(127, a, b, n));
-    let ring: Vec<IpAddr> = (1..=RING as u8).map(ip).collect();
+    let ring: Vec<IpAddr> = (first..first + RING as u8).map(ip).collect();
     let mut sorted: Vec<(Id, usize)> = ring
         .iter()
         .enumerate()
         .map(|(i, a)| (ring_pos(*a), i))
         .collect();
     sorted.sort();
-    let at = sorted
-        .iter()
-        .position(|(_, i)| *i == FAULTY)
-        .expect("the faulty peer is on the ring");
+    let at = sorted.iter().position(|(_, i)| *i == FAULTY)?;
     let pred = sorted[(at + RING - 1) % RING].0;
     let faulty = sorted[at].0;
     let victim = sorted[(at + 1) % RING].1;
     // Neither the bootstrap, nor the faulty peer, nor the one killed.
     let leaver = sorted[(at + 3) % RING].1;
     let leaver = if leaver == 0 { sorted[(at + 4) % RING].1 } else { leaver };
-    let joiner = (20..=250u8)
+    let joiner = (100..=250u8)
         .map(ip)
-        .find(|a| ring_pos(*a).in_open(&pred, &faulty))
-        .expect("some address falls in the faulty peer's range");
+        .find(|a| ring_pos(*a).in_open(&pred, &faulty))?;
     let (s1, s2) = (sorted[(at + 1) % RING].0, sorted[(at + 2) % RING].0);
-    let joiner2 = (20..=250u8)
+    let joiner2 = (100..=250u8)
         .map(ip)
-        .find(|a| *a != joiner && ring_pos(*a).in_open(&s1, &s2))
-        .expect("some address falls between S1 and S2");
-    Plan {
+        .find(|a| *a != joiner && ring_pos(*a).in_open(&s1, &s2))?;
+    Some(Plan {
         ring,
         joiner,
         joiner2,
@@ -138,7 +146,7 @@ pub fn plan(a: u8, b: u8) -> Plan {
         ua: ip(252),
         client: ip(253),
         spoof_as: SocketAddr::new(ip(254), 5060),
-    }
+    })
 }
 
 /// The spoofer's join: Peer-ID and Peer URI of `spoof_as`, sent from
@@ -216,10 +224,10 @@ pub fn simulated(fault: Option<Fault>, a: u8, b: u8) -> Vec<u8> {
     net.run_for(Duration::from_millis(1000));
     net.add(config(addr(plan.joiner2), 98, None).with_bootstrap(Some(net.addr(first))));
     let keys = keys();
-    for n in 0..40u32 {
+    for n in 0..QUERIES {
         let k = keys[n as usize % keys.len()];
         net.inject(client, target, Transport::Udp, query(client, target, 100 + n, k));
-        net.run_for(Duration::from_millis(25));
+        net.run_for(QUERY_GAP);
     }
     net.command(idx[plan.leaver], Command::Leave);
     net.run_for(Duration::from_millis(1000));
