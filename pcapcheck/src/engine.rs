@@ -171,6 +171,8 @@ struct PeerState {
     /// Its latest S1.
     s1: Option<Id>,
     gone: Option<Gone>,
+    /// When it first sent a leave (never cleared).
+    left_at: Option<Ns>,
     /// Peers whose leave it answered 200 (LEAVE-2), and when.
     leaves_answered: Vec<(Id, Ns)>,
 }
@@ -186,6 +188,7 @@ impl PeerState {
             p1: None,
             s1: None,
             gone: None,
+            left_at: None,
             leaves_answered: Vec::new(),
         }
     }
@@ -247,6 +250,8 @@ struct StaleReport {
 #[derive(Debug)]
 struct Waited {
     sender: SocketAddr,
+    dst: SocketAddr,
+    first: Ns,
     wait: Ns,
     finding: Finding,
 }
@@ -512,6 +517,12 @@ impl Checker {
                 self.nat3(at, raw, s);
             }
             self.seen_peer(s, at, lifetime, msg, class);
+            if class == Class::Leave
+                && let Some(p) = self.peers.get_mut(&s.id)
+            {
+                let t = ns(at.ts);
+                p.left_at = Some(p.left_at.map_or(t, |l| l.min(t)));
+            }
         }
 
         let Some(branch) = via.branch.as_deref() else {
@@ -1013,6 +1024,8 @@ impl Checker {
             );
             self.waited.push(Waited {
                 sender: src,
+                dst,
+                first: now - wait,
                 wait,
                 finding: f,
             });
@@ -1096,13 +1109,15 @@ impl Checker {
         // QUERY-7 bookkeeping: the requester completed a transaction with
         // the responder (a final answer from it, carrying its DHT-PeerID);
         // the responder one with the requester only when the request was
-        // state-changing and accepted, i.e. passed ID-7 (a query's
+        // state-changing and not refused with 493, i.e. passed ID-7 (a query's
         // DHT-PeerID is not verified, so it proves nothing). Any
         // transaction refreshes the lifetime (STAB-6, QUERY-1).
         if let Some(q) = requester
             && q != r.id
         {
-            let accepted = class.changes_state() && (200..300).contains(&status);
+            // Passing ID-7 is what counts, not the outcome: a notify
+            // answered 302 (rectify) has been verified too.
+            let accepted = class.changes_state() && status != 493;
             for (a, b, verifies) in [(q, r.id, true), (r.id, q, accepted)] {
                 if let Some(p) = self.peers.get_mut(&a)
                     && (p.verified.len() < MAX_VERIFIED_PER_PEER || p.verified.contains_key(&b))
@@ -1906,6 +1921,8 @@ impl Checker {
                         );
                         self.waited.push(Waited {
                             sender: l.src,
+                            dst: l.dst,
+                            first: l.first,
                             wait,
                             finding,
                         });
@@ -1926,7 +1943,17 @@ impl Checker {
                 Some(t) => (t.as_nanos() as Ns).max(self.sender_t1.get(&w.sender).copied().unwrap_or(0)),
                 None => self.sender_t1.get(&w.sender).copied().unwrap_or(default_t1),
             };
-            if w.wait > t1 * 3 / 2 + 50 * MS {
+            let due = t1 * 3 / 2 + 50 * MS;
+            // A peer that left (or stopped) ends its transactions, and one
+            // to a peer that left may be abandoned: not judged.
+            let peer = |a: &SocketAddr| self.by_addr.get(a).and_then(|id| self.peers.get(id));
+            let stopped = peer(&w.sender)
+                .is_some_and(|p| p.last_sent <= w.first + due || p.left_at.is_some_and(|l| l <= w.first + w.wait));
+            let dst_left = peer(&w.dst).is_some_and(|p| p.left_at.is_some_and(|l| l <= w.first + w.wait));
+            if stopped || dst_left {
+                continue;
+            }
+            if w.wait > due {
                 let mut f = w.finding;
                 f.expected = format!("a copy after T1 = {}", ms_text(t1));
                 self.sink.push(f);

@@ -152,7 +152,7 @@ fn run(fault: Option<Fault>, a: u8, b: u8, file: &Path) -> Result<(), String> {
         let _ = spoofer.send_to(&common::spoofed_join(&plan, from, target), target);
         let ua = bind(plan.ua);
         let from = ua.local_addr().expect("local address");
-        for n in 1..=3 {
+        for n in 1..=common::AORS {
             let _ = ua.send_to(&common::ua_register(from, target, n), target);
         }
         let client = bind(plan.client);
@@ -224,6 +224,10 @@ fn loopback_captures_of_a_reference_ring() {
         let input = std::fs::File::open(file).expect("the capture");
         let analysis = check(BufReader::new(input), &common::options()).expect("readable");
         let violated: Vec<&str> = analysis.violated().iter().map(|r| r.id()).collect();
+        if let Some(keep) = std::env::var_os("PCAPCHECK_KEEP") {
+            let _ = std::fs::create_dir_all(&keep);
+            let _ = std::fs::copy(file, Path::new(&keep).join(format!("{}.pcap", name(*fault))));
+        }
         let ok = match fault {
             None => analysis.is_clean() && analysis.counters.messages > 300,
             Some(f) => {

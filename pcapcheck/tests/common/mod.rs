@@ -27,12 +27,17 @@ use p2psip_wire::{Id, Peer, Transport, print};
 
 pub const OVERLAY: &str = "pcap";
 pub const T1: Duration = Duration::from_millis(50);
-pub const PERIOD: Duration = Duration::from_millis(500);
+pub const PERIOD: Duration = Duration::from_millis(1000);
+/// Fix-fingers rounds are most of a ring's traffic; a slow one keeps the
+/// sample captures small.
+pub const FIX_FINGERS: Duration = Duration::from_millis(3000);
 /// Keep-alives (NAT-5) also probe newly adopted neighbours; a slow one
 /// leaves a window in which a faulty peer reports a peer it never
 /// verified (QUERY-7).
 pub const KEEPALIVE: Duration = Duration::from_millis(2000);
 pub const RING: usize = 6;
+/// AORs the user agent registers at the faulty peer.
+pub const AORS: u32 = 2;
 /// Queries the client sends the faulty peer after the second joiner
 /// started, and their spacing: its answers are what shows a peer reported
 /// before it was verified (QUERY-7).
@@ -70,10 +75,13 @@ pub fn config(addr: SocketAddr, seed: u64, fault: Option<Fault>) -> Config {
     let mut c = Config::fast(addr).with_seed(seed);
     c.overlay = OVERLAY.to_owned();
     c.stabilize = PERIOD;
-    c.fix_fingers = PERIOD;
+    c.fix_fingers = FIX_FINGERS;
     c.keepalive = KEEPALIVE;
     c.t1 = T1;
     c.expires = 60;
+    // The adapter re-places every copy each refresh interval (REPL-5):
+    // slower than stabilisation, to keep the samples small.
+    c.refresh = Some(Duration::from_secs(5));
     c.peer_expires = 30;
     if let Some(f) = fault {
         c = c.with_fault(f);
@@ -214,7 +222,7 @@ pub fn simulated(fault: Option<Fault>, a: u8, b: u8) -> Vec<u8> {
     let spoofer = SocketAddr::new(plan.spoofer, 40000);
     net.inject(spoofer, target, Transport::Udp, spoofed_join(&plan, spoofer, target));
     let ua = SocketAddr::new(plan.ua, 40001);
-    for n in 1..=3 {
+    for n in 1..=AORS {
         net.inject(ua, target, Transport::Udp, ua_register(ua, target, n));
     }
     let client = SocketAddr::new(plan.client, 40002);
