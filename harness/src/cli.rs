@@ -62,7 +62,8 @@ pub fn main() -> ExitCode {
         Command::Vectors(c) => cmd::vectors::run(c),
         Command::Run(args) => cmd::run::run(*args),
         Command::StubPeer(args) => cmd::stub::run(args),
-        Command::Node(args) => cmd::node::run(args),
+        // The reference node keeps its own exit-code policy.
+        Command::Node(args) => return cmd::node::run(args),
     };
     // Whatever happened, no IUT process outlives the harness.
     crate::iut::registry::kill_all();

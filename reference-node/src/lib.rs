@@ -6,10 +6,12 @@ The reference dsip-chord peer.
   Its calling contract is in the [`core`] module documentation.
 - [`driver`]: runs nodes on tokio UDP and TCP sockets.
 - [`cli`]: the `p2psip-node` command line.
+- [`app`]: the `p2psip-node` process (logging, ready lines, signals).
 - [`testnet`]: a tiny deterministic in-memory network of cores, for tests
   and quick experiments (the full simulator lives in its own crate).
 */
 
+pub mod app;
 pub mod cli;
 pub mod core;
 pub mod driver;
