@@ -52,7 +52,38 @@ pub struct RelayConfig {
     pub send_timeout: Duration,
     /// Deadline of [`RelayHandle::shutdown`] waiting for its tasks.
     pub shutdown_timeout: Duration,
+    /// Called with every logged packet and its payload (for evidence such
+    /// as a pcap); `None` keeps only the payload-free log.
+    pub tap: Option<PacketTap>,
 }
+
+/// A callback that sees every packet the relay logs, with its payload, as
+/// it is handled: after the decision, before a forwarded copy is sent. It
+/// runs on the relay's reader tasks, outside the relay's lock; it must be
+/// quick and must not block.
+#[derive(Clone)]
+pub struct PacketTap(pub Arc<dyn Fn(&PacketLogEntry, &[u8]) + Send + Sync>);
+
+impl PacketTap {
+    pub fn new(f: impl Fn(&PacketLogEntry, &[u8]) + Send + Sync + 'static) -> PacketTap {
+        PacketTap(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for PacketTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PacketTap")
+    }
+}
+
+/// Two taps are equal when they are the same callback.
+impl PartialEq for PacketTap {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PacketTap {}
 
 impl Default for RelayConfig {
     fn default() -> Self {
@@ -62,6 +93,7 @@ impl Default for RelayConfig {
             log_capacity: 100_000,
             send_timeout: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(5),
+            tap: None,
         }
     }
 }
@@ -598,7 +630,10 @@ async fn readertask(inner: std::sync::Weak<Inner>, socket: Arc<UdpSocket>, side:
             }
         };
         let Some(inner) = inner.upgrade() else { return };
-        let action = route(&inner, side, local, src, len);
+        let (action, entry) = route(&inner, side, local, src, len);
+        if let Some(tap) = &inner.config.tap {
+            (tap.0)(&entry, &buf[..len]);
+        }
         if let Some((from_socket, from, to, direction)) = action {
             let send = from_socket.send_to(&buf[..len], to);
             let failure = match tokio::time::timeout(inner.config.send_timeout, send).await {
@@ -628,18 +663,26 @@ type Action = (Arc<UdpSocket>, SocketAddr, SocketAddr, Direction);
 
 /// Decides what to do with `len` bytes from `src` that arrived on relay
 /// socket `local`, logs it, and returns the socket to send from, its
-/// address, the destination and the direction.
+/// address, the destination and the direction, with the log entry.
 fn route(
     inner: &Arc<Inner>,
     side: Side,
     local: SocketAddr,
     src: SocketAddr,
     len: usize,
-) -> Option<Action> {
+) -> (Option<Action>, PacketLogEntry) {
     let mut guard = lock(inner);
     let st = &mut *guard;
     if st.closed {
-        return None;
+        let entry = PacketLogEntry {
+            at: inner.started.elapsed(),
+            direction: Direction::Unknown,
+            src,
+            dst: local,
+            len,
+            decision: Decision::Dropped(RelayDrop::NoSocket),
+        };
+        return (None, entry);
     }
     let now = Instant::now();
     let is_internal = st.internals.contains(&src);
@@ -717,8 +760,11 @@ fn route(
         len,
         decision,
     };
-    push_log(inner, st, entry);
-    result.ok().map(|(s, from, to)| (s, from, to, direction))
+    push_log(inner, st, entry.clone());
+    (
+        result.ok().map(|(s, from, to)| (s, from, to, direction)),
+        entry,
+    )
 }
 
 fn push_log(inner: &Inner, st: &mut State, entry: PacketLogEntry) {

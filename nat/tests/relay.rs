@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use p2psip_nat::{
-    Behaviour, Decision, Direction, DropReason, NatConfig, PacketLogEntry, Relay, RelayConfig,
-    RelayDrop, RelayHandle, unique_loopback_ip,
+    Behaviour, Decision, Direction, DropReason, NatConfig, PacketLogEntry, PacketTap, Relay,
+    RelayConfig, RelayDrop, RelayHandle, unique_loopback_ip,
 };
 use tokio::net::UdpSocket;
 
@@ -545,4 +545,58 @@ fn handles_can_be_shared_between_tasks() {
     send_sync::<RelayHandle>();
     send_sync::<p2psip_nat::StunResponder>();
     send_sync::<p2psip_nat::NatCore>();
+}
+
+#[tokio::test]
+async fn the_tap_sees_every_logged_packet_with_its_payload() {
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(PacketLogEntry, Vec<u8>)>>> = Default::default();
+    let sink = seen.clone();
+    let inside = fresh_socket().await;
+    let mut config = RelayConfig::new(nat(
+        Behaviour::EndpointIndependent,
+        Behaviour::AddressAndPortDependent,
+    ));
+    config.tap = Some(PacketTap::new(move |e, bytes| {
+        sink.lock().unwrap().push((e.clone(), bytes.to_vec()));
+    }));
+    let relay = Relay::start(config, inside.local_addr().unwrap()).unwrap();
+    let outside = fresh_socket().await;
+    let stranger = fresh_socket().await;
+    let front = relay
+        .add_outside_node(outside.local_addr().unwrap())
+        .unwrap();
+    relay
+        .add_outside_node(stranger.local_addr().unwrap())
+        .unwrap();
+    let (_, public) = exchange(&inside, front, b"out", &outside).await;
+    let (_, from) = exchange(&outside, public, b"in", &inside).await;
+    assert_eq!(from, front);
+    // Filtered: the stranger never heard from the inside.
+    stranger.send_to(b"blocked", public).await.unwrap();
+    let blocked = logged_after(&relay, 0, |e| e.len == 7)
+        .await
+        .expect("logged");
+    assert!(matches!(blocked.decision, Decision::Dropped(_)));
+    // The tap runs after the log entry is pushed: give it a moment.
+    tokio::time::sleep(QUIET).await;
+    let seen = seen.lock().unwrap().clone();
+    let payloads: Vec<&[u8]> = seen.iter().map(|(_, b)| b.as_slice()).collect();
+    assert_eq!(payloads, [&b"out"[..], b"in", b"blocked"]);
+    assert_eq!(seen[0].0.direction, Direction::Outbound);
+    assert_eq!(
+        seen[0].0.decision,
+        Decision::Forwarded {
+            from: public,
+            to: outside.local_addr().unwrap()
+        }
+    );
+    assert_eq!(seen[1].0.direction, Direction::Inbound);
+    assert_eq!(
+        seen[2].0.decision,
+        Decision::Dropped(RelayDrop::Nat(DropReason::Filtered))
+    );
+    assert_eq!(
+        relay.packet_log(),
+        seen.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>()
+    );
 }
