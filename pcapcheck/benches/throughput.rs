@@ -1,1 +1,98 @@
-fn main() {}
+//! Throughput of `pcap check` on a large capture, with `tshark -r FILE -Y
+//! sip` on the same file as the baseline.
+//!
+//! `cargo bench -p p2psip-pcapcheck --bench throughput` writes a capture of
+//! at least `PCAPCHECK_BENCH_MB` MiB (default 1024) into a temporary
+//! directory: the simulated clean ring scenario of `tests/common`, written
+//! with `PcapWriter` again and again, each copy a minute after the previous
+//! one (the same ring restarted; addresses unchanged, timestamps shifted).
+//! It then runs `check` on the file (one core; the file is in the page
+//! cache after writing, so this measures the analysis, not the disk),
+//! reports MB/s and messages/s, runs tshark on it when installed
+//! (`PCAPCHECK_BENCH_TSHARK=0` skips it), prints the ratio, and deletes the
+//! file.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufReader, BufWriter};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use p2psip_pcapcheck::check;
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` would pass
+    // other flags: run only under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let mb: u64 = std::env::var("PCAPCHECK_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("big.pcap");
+    let t = Instant::now();
+    let file = std::fs::File::create(&path).expect("create the capture");
+    let bytes = common::replicated(BufWriter::with_capacity(1 << 20, file), mb << 20);
+    println!(
+        "wrote {:.1} MB in {:.1} s ({})",
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64(),
+        path.display()
+    );
+
+    let mut best = f64::MAX;
+    let mut messages = 0;
+    let mut frames = 0;
+    for run in 1..=2 {
+        let t = Instant::now();
+        let input = std::fs::File::open(&path).expect("open the capture");
+        let a = check(BufReader::with_capacity(1 << 20, input), &common::options())
+            .expect("readable");
+        let secs = t.elapsed().as_secs_f64();
+        best = best.min(secs);
+        messages = a.counters.messages;
+        frames = a.capture.frames;
+        println!(
+            "pcap check, run {run}: {secs:.2} s, {:.0} MB/s, {:.0} messages/s ({} frames, {} SIP messages, {} violations)",
+            bytes as f64 / 1e6 / secs,
+            messages as f64 / secs,
+            frames,
+            messages,
+            a.requirements.iter().map(|r| r.violations).sum::<u64>()
+        );
+    }
+
+    let tshark_wanted = std::env::var("PCAPCHECK_BENCH_TSHARK").map_or(true, |v| v != "0");
+    let tshark = tshark_wanted
+        && Command::new("tshark")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if tshark {
+        let t = Instant::now();
+        let status = Command::new("tshark")
+            .arg("-r")
+            .arg(&path)
+            .args(["-Y", "sip"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run tshark");
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "tshark -r FILE -Y sip: {secs:.2} s, {:.0} MB/s, {:.0} frames/s (exit {status})",
+            bytes as f64 / 1e6 / secs,
+            frames as f64 / secs
+        );
+        println!("ratio: pcap check is {:.1}x tshark", secs / best);
+    } else {
+        println!("tshark not run (not installed, or PCAPCHECK_BENCH_TSHARK=0)");
+    }
+    drop(dir);
+    println!("deleted the capture; {messages} messages per pass");
+}

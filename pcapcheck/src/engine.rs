@@ -168,8 +168,8 @@ struct PeerState {
     verified: FxMap<Id, (bool, Ns)>,
     /// Its latest link report: (time, P1) (`None`: no P1 link).
     p1: Option<(Ns, Option<Id>)>,
-    /// Its latest S1.
-    s1: Option<Id>,
+    /// Its latest S1 report: (time, S1, the link's lifetime in seconds).
+    s1: Option<(Ns, Id, u32)>,
     gone: Option<Gone>,
     /// When it first sent a leave (never cleared).
     left_at: Option<Ns>,
@@ -207,7 +207,9 @@ struct Chain {
 struct Observed {
     addr: SocketAddr,
     count: u8,
+    /// When it was learned (the second agreeing answer).
     since: Ns,
+    last: Ns,
 }
 
 /// A 200 to a registration, judged at the holder's next P1 report.
@@ -972,30 +974,38 @@ impl Checker {
         }
         // NAT-3 bookkeeping: what the requester's source was told.
         if !provisional
+            && status != 493
+            && status < 400
             && let (Rport::Filled(port), Some(ip)) = (via.rport, via.received)
         {
             let told = SocketAddr::new(ip, port);
             if advertised == Some(told) {
                 self.observed.remove(&leg_src);
             } else if advertised.is_some() && self.observed.len() < self.opts.max_peers {
+                let window = 2 * self.opts.timer_f().as_nanos() as Ns;
                 let e = self.observed.entry(leg_src).or_insert(Observed {
                     addr: told,
                     count: 0,
                     since: now,
+                    last: now,
                 });
-                if e.addr == told {
+                // Two answers in a row within 2·Timer F make it learned;
+                // from then on it stays learned while answers agree.
+                if e.addr == told && (e.count >= 2 || now - e.last <= window) {
                     e.count = e.count.saturating_add(1);
+                    if e.count == 2 {
+                        e.since = now;
+                    }
+                    e.last = now;
                 } else {
                     *e = Observed {
                         addr: told,
                         count: 1,
                         since: now,
+                        last: now,
                     };
                 }
             }
-        }
-        if udp_first_answer && judged_by(&self.opts, leg_src) {
-            self.sink.judged(Req::Txn1);
         }
         // TXN-1: a request that waited without a copy (judged at the end
         // with the sender's T1).
@@ -1210,7 +1220,9 @@ impl Checker {
                 // QUERY-4: P1 (unless NULL) and S1; a lone peer reports nothing.
                 // A first peer whose successor is still itself reports no
                 // S1 (JOIN-8): judged once the responder has reported one.
-                let had_s1 = self.peers.get(&r.id).is_some_and(|p| p.s1.is_some());
+                let had_s1 = self.peers.get(&r.id).and_then(|p| p.s1).is_some_and(
+                    |(t, _, life)| now - t <= i64::from(life) * SEC,
+                );
                 self.sink.judged(Req::Query4);
                 if !links.is_empty() && s1.is_none() && had_s1 {
                     self.sink.violation(Req::Query4, at, raw, pair.map(|p| p.2), || {
@@ -1277,8 +1289,13 @@ impl Checker {
         // this answer against earlier ones).
         if !links.is_empty() {
             self.p1_report(r.id, now, p1);
-            if let Some(p) = self.peers.get_mut(&r.id) {
-                p.s1 = s1.or(p.s1);
+            let s1_life = links
+                .iter()
+                .find(|l| l.kind == LinkKind::S && l.depth == 1)
+                .and_then(|l| l.expires)
+                .unwrap_or(0);
+            if let (Some(p), Some(s)) = (self.peers.get_mut(&r.id), s1) {
+                p.s1 = Some((now, s, s1_life));
             }
         }
         self.links = links;
@@ -1559,7 +1576,8 @@ impl Checker {
                     }
                 };
                 let c = contact.id;
-                let s1 = s1.or_else(|| self.peers.get(&r.id).and_then(|p| p.s1));
+                // Only the S1 of this answer: an earlier report may be
+                // of an earlier life of the peer.
                 let why = if c == r.id {
                     Some("names the responder itself".to_owned())
                 } else if key == r.id {

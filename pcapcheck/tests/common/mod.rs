@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use p2psip_capture::{PcapWriter, Timestamp};
-use p2psip_node::testnet::Net;
+use p2psip_node::testnet::{Datagram, Net};
 use p2psip_node::{Command, Config, Fault};
 use p2psip_pcapcheck::Options;
 use p2psip_wire::build::{self, Identity, QueryKey, Txn};
@@ -202,6 +202,15 @@ pub fn keys() -> Vec<Id> {
 
 /// The scenario in virtual time; the capture as the harness writes one.
 pub fn simulated(fault: Option<Fault>, a: u8, b: u8) -> Vec<u8> {
+    let trace = simulate(fault, a, b);
+    let mut w = PcapWriter::new(Vec::new()).expect("pcap header");
+    write_trace(&mut w, &trace, Timestamp::from_secs_nanos(1_700_000_000, 0));
+    w.into_inner().expect("flush")
+}
+
+/// Everything the scenario's nodes and scripted senders sent, with the
+/// virtual time of sending.
+pub fn simulate(fault: Option<Fault>, a: u8, b: u8) -> Vec<Datagram> {
     let plan = plan(a, b);
     let port = 5060;
     let addr = |ip: IpAddr| SocketAddr::new(ip, port);
@@ -241,10 +250,12 @@ pub fn simulated(fault: Option<Fault>, a: u8, b: u8) -> Vec<u8> {
     net.run_for(Duration::from_millis(1000));
     net.kill(idx[plan.victim]);
     net.run_for(Duration::from_millis(2000));
+    std::mem::take(&mut net.trace)
+}
 
-    let base = Timestamp::from_secs_nanos(1_700_000_000, 0);
-    let mut w = PcapWriter::new(Vec::new()).expect("pcap header");
-    for d in &net.trace {
+/// Writes a trace as capture records, times counted from `base`.
+pub fn write_trace<W: std::io::Write>(w: &mut PcapWriter<W>, trace: &[Datagram], base: Timestamp) {
+    for d in trace {
         let ts = base.saturating_add(d.at.as_duration());
         match d.transport {
             Transport::Udp => w.write_udp(ts, d.from, d.to, &d.bytes),
@@ -252,5 +263,45 @@ pub fn simulated(fault: Option<Fault>, a: u8, b: u8) -> Vec<u8> {
         }
         .expect("write a record");
     }
-    w.into_inner().expect("flush")
+}
+
+/// A large capture: the clean scenario's trace written `copies` times,
+/// each copy a minute after the previous one ended (the same ring,
+/// restarted), until `min_bytes` are written when that is larger.
+/// Returns the bytes written.
+pub fn replicated<W: std::io::Write>(out: W, min_bytes: u64) -> u64 {
+    let trace = simulate(None, 10, 1);
+    let span = trace.last().map_or(Duration::ZERO, |d| d.at.as_duration()) + Duration::from_secs(60);
+    let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let sink = CountingWriter {
+        inner: out,
+        n: std::rc::Rc::clone(&count),
+    };
+    let mut w = PcapWriter::new(sink).expect("pcap header");
+    let mut base = Timestamp::from_secs_nanos(1_700_000_000, 0);
+    loop {
+        write_trace(&mut w, &trace, base);
+        base = base.saturating_add(span);
+        if count.get() >= min_bytes {
+            break;
+        }
+    }
+    w.into_inner().expect("flush");
+    count.get()
+}
+
+struct CountingWriter<W> {
+    inner: W,
+    n: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let k = self.inner.write(b)?;
+        self.n.set(self.n.get() + k as u64);
+        Ok(k)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
