@@ -49,8 +49,8 @@ fn main() {
     for run in 1..=2 {
         let t = Instant::now();
         let input = std::fs::File::open(&path).expect("open the capture");
-        let a = check(BufReader::with_capacity(1 << 20, input), &common::options())
-            .expect("readable");
+        let a =
+            check(BufReader::with_capacity(1 << 20, input), &common::options()).expect("readable");
         let secs = t.elapsed().as_secs_f64();
         best = best.min(secs);
         messages = a.counters.messages;

@@ -154,7 +154,11 @@ fn subject_text(s: &Subject) -> String {
 }
 
 /// The console summary: one line per check family, then the findings.
-pub fn print_text(analysis: &Analysis, args: &PcapCheckArgs, out: &mut dyn Write) -> io::Result<()> {
+pub fn print_text(
+    analysis: &Analysis,
+    args: &PcapCheckArgs,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     if args.quiet {
         return Ok(());
     }

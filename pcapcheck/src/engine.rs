@@ -892,7 +892,10 @@ impl Checker {
         let ua_register = txn.ua_register;
         let req_frame = txn.frame;
         let sources: Vec<SocketAddr> = txn.legs.iter().map(|l| l.src).collect();
-        let paired = txn.legs.iter().position(|l| l.dst == at.src && l.src == at.dst);
+        let paired = txn
+            .legs
+            .iter()
+            .position(|l| l.dst == at.src && l.src == at.dst);
         let Some(li) = paired else {
             // TXN-3 / NAT-2: a response that is not the reverse of any leg.
             let wrong_dst = txn.legs.iter().find(|l| l.dst == at.src).map(|l| l.src);
@@ -900,22 +903,24 @@ impl Checker {
             if judged {
                 if let Some(expected) = wrong_dst {
                     self.sink.judged(Req::Txn3);
-                    self.sink.violation(Req::Txn3, at, raw, Some(req_frame), || {
-                        texts(
-                            "response not sent to the request's source address and port",
-                            expected.to_string(),
-                            at.dst.to_string(),
-                        )
-                    });
+                    self.sink
+                        .violation(Req::Txn3, at, raw, Some(req_frame), || {
+                            texts(
+                                "response not sent to the request's source address and port",
+                                expected.to_string(),
+                                at.dst.to_string(),
+                            )
+                        });
                 } else if let Some(expected) = wrong_src {
                     self.sink.judged(Req::Nat2);
-                    self.sink.violation(Req::Nat2, at, raw, Some(req_frame), || {
-                        texts(
-                            "response not sent from the socket that received the request",
-                            expected.to_string(),
-                            at.src.to_string(),
-                        )
-                    });
+                    self.sink
+                        .violation(Req::Nat2, at, raw, Some(req_frame), || {
+                            texts(
+                                "response not sent from the socket that received the request",
+                                expected.to_string(),
+                                at.src.to_string(),
+                            )
+                        });
                 }
             }
             return;
@@ -932,8 +937,12 @@ impl Checker {
             leg.first_response = now;
         }
         let udp_first_answer = first_answer && leg.transport == Transport::Udp;
-        let waited = (udp_first_answer && leg.copies == 1)
-            .then_some((now - leg.first, leg.first_frame, leg.src, leg.dst));
+        let waited = (udp_first_answer && leg.copies == 1).then_some((
+            now - leg.first,
+            leg.first_frame,
+            leg.src,
+            leg.dst,
+        ));
         let mut changed_status: Option<u16> = None;
         let mut first_final = false;
         if !provisional {
@@ -1047,13 +1056,14 @@ impl Checker {
             && judged
         {
             self.sink.judged(Req::Txn2);
-            self.sink.violation(Req::Txn2, at, raw, Some(final_frame), || {
-                texts(
-                    "a retransmitted request got a different final response",
-                    format!("{before} again"),
-                    status.to_string(),
-                )
-            });
+            self.sink
+                .violation(Req::Txn2, at, raw, Some(final_frame), || {
+                    texts(
+                        "a retransmitted request got a different final response",
+                        format!("{before} again"),
+                        status.to_string(),
+                    )
+                });
         }
         if provisional {
             return;
@@ -1220,18 +1230,21 @@ impl Checker {
                 // QUERY-4: P1 (unless NULL) and S1; a lone peer reports nothing.
                 // A first peer whose successor is still itself reports no
                 // S1 (JOIN-8): judged once the responder has reported one.
-                let had_s1 = self.peers.get(&r.id).and_then(|p| p.s1).is_some_and(
-                    |(t, _, life)| now - t <= i64::from(life) * SEC,
-                );
+                let had_s1 = self
+                    .peers
+                    .get(&r.id)
+                    .and_then(|p| p.s1)
+                    .is_some_and(|(t, _, life)| now - t <= i64::from(life) * SEC);
                 self.sink.judged(Req::Query4);
                 if !links.is_empty() && s1.is_none() && had_s1 {
-                    self.sink.violation(Req::Query4, at, raw, pair.map(|p| p.2), || {
-                        texts(
-                            format!("{status} to a {} without an S1 link", class.name()),
-                            "DHT-Link ...;link=S1",
-                            format!("{} links, no S1", links.len()),
-                        )
-                    });
+                    self.sink
+                        .violation(Req::Query4, at, raw, pair.map(|p| p.2), || {
+                            texts(
+                                format!("{status} to a {} without an S1 link", class.name()),
+                                "DHT-Link ...;link=S1",
+                                format!("{} links, no S1", links.len()),
+                            )
+                        });
                 }
             }
             if routing {
@@ -1244,8 +1257,20 @@ impl Checker {
                     let req_frame = pair.map(|p| p.2);
                     let req_src = pair.map(|p| p.3);
                     self.routing(
-                        at, raw, msg, status, &r, class, key, p1, s1, &links, requester,
-                        req_frame, req_src, pair.is_some(),
+                        at,
+                        raw,
+                        msg,
+                        status,
+                        &r,
+                        class,
+                        key,
+                        p1,
+                        s1,
+                        &links,
+                        requester,
+                        req_frame,
+                        req_src,
+                        pair.is_some(),
                     );
                 }
             }
@@ -1395,7 +1420,7 @@ impl Checker {
                 && l.depth == 1
                 && let Some((_, t)) = state.leaves_answered.iter().find(|(x, _)| *x == l.id)
                 && now > *t
-                && !linked.is_some_and(|p| p.last_sent > *t + f)
+                && linked.is_none_or(|p| p.last_sent <= *t + f)
             {
                 after_leave.push((*l, *t));
             }
@@ -1423,7 +1448,11 @@ impl Checker {
                         short(&l.id)
                     ),
                     "only peers it completed a transaction with",
-                    format!("no transaction between {} and {}", short(&r.id), short(&l.id)),
+                    format!(
+                        "no transaction between {} and {}",
+                        short(&r.id),
+                        short(&l.id)
+                    ),
                 )
             });
         }
@@ -1450,7 +1479,10 @@ impl Checker {
             }
             let (how, since) = match g {
                 Gone::Left(t) => ("left (its leave was answered 200)", t),
-                Gone::Silent(t) => ("stopped answering (a request to it got no answer for Timer F)", t),
+                Gone::Silent(t) => (
+                    "stopped answering (a request to it got no answer for Timer F)",
+                    t,
+                ),
             };
             let finding = self.sink.finding(
                 Req::Query5,
@@ -1558,10 +1590,8 @@ impl Checker {
             (302, Class::Leave) => {}
             (302, _) => {
                 self.sink.judged(Req::Query2);
-                let contacts: Vec<Option<Named>> = msg
-                    .contact_addrs()
-                    .map(|c| named(&c.addr.uri))
-                    .collect();
+                let contacts: Vec<Option<Named>> =
+                    msg.contact_addrs().map(|c| named(&c.addr.uri)).collect();
                 let contact = match contacts.as_slice() {
                     [Some(c)] => *c,
                     _ => {
@@ -1587,13 +1617,12 @@ impl Checker {
                         "the responder is responsible for the key by its own P1 {}",
                         short(&p1.unwrap_or(Id::ZERO))
                     ))
-                } else if c.in_open_closed(&r.id, &key) {
-                    None
-                } else if s1 == Some(c) && key.in_open(&r.id, &c) {
-                    None
-                } else if s1.is_none() {
-                    // A first peer whose successor is still itself (JOIN-8)
-                    // reports no S1: the fallback cannot be judged.
+                } else if c.in_open_closed(&r.id, &key)
+                    || (s1 == Some(c) && key.in_open(&r.id, &c))
+                    // A first peer whose successor is still itself
+                    // (JOIN-8) reports no S1: the fallback cannot be judged.
+                    || s1.is_none()
+                {
                     None
                 } else {
                     Some(format!(
@@ -1641,8 +1670,8 @@ impl Checker {
                 // at quiescence; C-G6 bounds convergence).
                 let n = self.peers.len().max(2) as u32;
                 let log2n = 32 - (n - 1).leading_zeros();
-                let quiet = (self.opts.stabilize * (log2n + 3) + self.opts.timer_f()).as_nanos()
-                    as Ns;
+                let quiet =
+                    (self.opts.stabilize * (log2n + 3) + self.opts.timer_f()).as_nanos() as Ns;
                 if paired
                     && ns(at.ts) - self.last_change > quiet
                     && let Some(src) = req_src
@@ -1673,7 +1702,10 @@ impl Checker {
                     self.sink.violation(Req::Query3, at, raw, req_frame, || {
                         texts(
                             format!("wrong answer to a query for key {}", short(&key)),
-                            format!("{want} (the key {} the responder's ID)", if want == 200 { "is" } else { "is not" }),
+                            format!(
+                                "{want} (the key {} the responder's ID)",
+                                if want == 200 { "is" } else { "is not" }
+                            ),
                             status.to_string(),
                         )
                     });
@@ -1761,7 +1793,8 @@ impl Checker {
                     short(&pl.key),
                     short(&holder)
                 );
-                f.expected = "the peer whose range (P1, peer] holds the key (ID-4, ID-5, ID-6)".into();
+                f.expected =
+                    "the peer whose range (P1, peer] holds the key (ID-4, ID-5, ID-6)".into();
                 f.actual = format!(
                     "holder range ({}, {}]",
                     p1.map(|p| short(&p)).unwrap_or_default(),
@@ -1810,8 +1843,7 @@ impl Checker {
         let mut i = 0;
         while i < self.ua_regs.len() {
             let u = &self.ua_regs[i];
-            let expired_without_answer =
-                u.deadline.is_none() && !self.txns.contains_key(&u.txn);
+            let expired_without_answer = u.deadline.is_none() && !self.txns.contains_key(&u.txn);
             if expired_without_answer {
                 self.ua_regs.swap_remove(i);
                 continue;
@@ -1852,13 +1884,20 @@ impl Checker {
         if missing_bits != 0 {
             let missing: Vec<String> = (0..=r)
                 .filter(|c| missing_bits & (1 << c) != 0)
-                .map(|c| if c == 0 { "primary".into() } else { format!("replica {c}") })
+                .map(|c| {
+                    if c == 0 {
+                        "primary".into()
+                    } else {
+                        format!("replica {c}")
+                    }
+                })
                 .collect();
             f.message = format!(
                 "the adapter answered a UA's REGISTER but did not register every copy within Timer F: {} missing",
                 missing.join(", ")
             );
-            f.expected = format!("REGISTERs for the primary and replicas 1..{r} (To with ;replica=N)");
+            f.expected =
+                format!("REGISTERs for the primary and replicas 1..{r} (To with ;replica=N)");
             f.actual = format!("copies seen: {:#b}", u.seen & want);
             self.sink.push(f);
         }
@@ -1958,16 +1997,20 @@ impl Checker {
         let default_t1 = self.opts.t1_or_default().as_nanos() as Ns;
         for w in std::mem::take(&mut self.waited) {
             let t1 = match self.opts.t1 {
-                Some(t) => (t.as_nanos() as Ns).max(self.sender_t1.get(&w.sender).copied().unwrap_or(0)),
+                Some(t) => {
+                    (t.as_nanos() as Ns).max(self.sender_t1.get(&w.sender).copied().unwrap_or(0))
+                }
                 None => self.sender_t1.get(&w.sender).copied().unwrap_or(default_t1),
             };
             let due = t1 * 3 / 2 + 50 * MS;
             // A peer that left (or stopped) ends its transactions, and one
             // to a peer that left may be abandoned: not judged.
             let peer = |a: &SocketAddr| self.by_addr.get(a).and_then(|id| self.peers.get(id));
-            let stopped = peer(&w.sender)
-                .is_some_and(|p| p.last_sent <= w.first + due || p.left_at.is_some_and(|l| l <= w.first + w.wait));
-            let dst_left = peer(&w.dst).is_some_and(|p| p.left_at.is_some_and(|l| l <= w.first + w.wait));
+            let stopped = peer(&w.sender).is_some_and(|p| {
+                p.last_sent <= w.first + due || p.left_at.is_some_and(|l| l <= w.first + w.wait)
+            });
+            let dst_left =
+                peer(&w.dst).is_some_and(|p| p.left_at.is_some_and(|l| l <= w.first + w.wait));
             if stopped || dst_left {
                 continue;
             }

@@ -52,7 +52,9 @@ use p2psip_capture::{CaptureError, CaptureReader};
 pub use catalogue::{Check, Req};
 pub use cli::{PcapCheckArgs, run_check};
 pub use engine::Checker;
-pub use model::{Analysis, CaptureProblem, CheckResult, Counters, Finding, RequirementResult, Verdict};
+pub use model::{
+    Analysis, CaptureProblem, CheckResult, Counters, Finding, RequirementResult, Verdict,
+};
 pub use options::{Options, Subject};
 pub use shape::{FingerMatch, LinkSet, ResponseShape, shape_of};
 

@@ -102,11 +102,19 @@ fn case(analysis: &Analysis, check: Check) -> CaseRun {
         let mut detail = format!(
             "{} violation(s) of {} in {} judgement(s)",
             result.violations,
-            violated.iter().map(|r| r.id()).collect::<Vec<_>>().join(", "),
+            violated
+                .iter()
+                .map(|r| r.id())
+                .collect::<Vec<_>>()
+                .join(", "),
             result.judged
         );
         if let Some(first) = findings.first() {
-            let _ = write!(detail, "; first at frame {}: {}", first.frame, first.message);
+            let _ = write!(
+                detail,
+                "; first at frame {}: {}",
+                first.frame, first.message
+            );
         }
         for f in findings.iter().take(DETAIL_FINDINGS) {
             let _ = write!(detail, "\n{f}");
@@ -162,8 +170,11 @@ fn evidence(analysis: &Analysis, findings: &[&Finding]) -> Evidence {
         e.ladder.push(entry);
         e.notes.push(f.to_string());
     }
-    e.ladder
-        .sort_by(|a, b| a.t_ms.partial_cmp(&b.t_ms).unwrap_or(std::cmp::Ordering::Equal));
+    e.ladder.sort_by(|a, b| {
+        a.t_ms
+            .partial_cmp(&b.t_ms)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     if let Some(first) = findings.first() {
         e.failure = Some(Failure {
             requirement: first.requirement.id().into(),
@@ -201,10 +212,7 @@ fn capture_case(analysis: &Analysis) -> CaseRun {
     let attempt = if analysis.capture_problems.is_empty() {
         Attempt::pass(head)
     } else {
-        let mut detail = format!(
-            "{} problem(s) reading the capture; {head}",
-            s.findings
-        );
+        let mut detail = format!("{} problem(s) reading the capture; {head}", s.findings);
         for p in analysis.capture_problems.iter().take(DETAIL_FINDINGS) {
             let _ = write!(detail, "\nframe {}: {}: {}", p.frame, p.kind, p.message);
         }

@@ -124,7 +124,10 @@ impl ResponseShape {
     pub fn differences(&self, recorded: &ResponseShape, fingers: FingerMatch) -> Vec<String> {
         let mut out = Vec::new();
         if self.status != recorded.status {
-            out.push(format!("status {} (recorded {})", self.status, recorded.status));
+            out.push(format!(
+                "status {} (recorded {})",
+                self.status, recorded.status
+            ));
         }
         if self.class != recorded.class {
             out.push(format!(
@@ -174,10 +177,7 @@ fn presence(b: bool) -> &'static str {
 }
 
 fn ps_only(l: &LinkSet) -> String {
-    let only = LinkSet {
-        f: [0; 3],
-        ..*l
-    };
+    let only = LinkSet { f: [0; 3], ..*l };
     only.to_string()
 }
 

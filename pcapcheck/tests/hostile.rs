@@ -234,7 +234,11 @@ fn peak_rss_kb() -> Option<u64> {
 #[test]
 fn huge_tcp_stream_without_end_of_header() {
     // Hundreds of MB in release builds; less in debug, where it is slow.
-    let total: u64 = if cfg!(debug_assertions) { 48 << 20 } else { 320 << 20 };
+    let total: u64 = if cfg!(debug_assertions) {
+        48 << 20
+    } else {
+        320 << 20
+    };
     let a = check(EndlessHeader::new(total), &Options::default()).expect("reads to the end");
     assert!(a.capture.captured_bytes > total, "{:?}", a.capture);
     assert!(

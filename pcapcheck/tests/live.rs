@@ -226,7 +226,10 @@ fn loopback_captures_of_a_reference_ring() {
         let violated: Vec<&str> = analysis.violated().iter().map(|r| r.id()).collect();
         if let Some(keep) = std::env::var_os("PCAPCHECK_KEEP") {
             let _ = std::fs::create_dir_all(&keep);
-            let _ = std::fs::copy(file, Path::new(&keep).join(format!("{}.pcap", name(*fault))));
+            let _ = std::fs::copy(
+                file,
+                Path::new(&keep).join(format!("{}.pcap", name(*fault))),
+            );
         }
         let ok = match fault {
             None => analysis.is_clean() && analysis.counters.messages > 300,
@@ -247,7 +250,12 @@ fn loopback_captures_of_a_reference_ring() {
             continue;
         }
         if !ok {
-            let shown: Vec<String> = analysis.findings.iter().take(10).map(|f| f.to_string()).collect();
+            let shown: Vec<String> = analysis
+                .findings
+                .iter()
+                .take(10)
+                .map(|f| f.to_string())
+                .collect();
             problems.push(format!(
                 "{}: {} messages, violated {violated:?}\n{}",
                 name(*fault),

@@ -41,7 +41,10 @@ fn fault_samples_report_their_requirement() {
     for (fault, req) in common::OBSERVABLE {
         let a = analyse(fault.name());
         let violated: Vec<&str> = a.violated().iter().map(|r| r.id()).collect();
-        assert!(violated.contains(req), "{fault}: expected {req}, got {violated:?}");
+        assert!(
+            violated.contains(req),
+            "{fault}: expected {req}, got {violated:?}"
+        );
     }
 }
 
@@ -58,12 +61,18 @@ fn cli_exit_codes_and_reports() {
     let mut out = Vec::new();
     assert_eq!(run_check_to(&a, &mut out).expect("runs"), 1);
     let text = String::from_utf8_lossy(&out);
-    assert!(text.contains("QUERY-2") && text.contains("frame "), "{text}");
+    assert!(
+        text.contains("QUERY-2") && text.contains("frame "),
+        "{text}"
+    );
     for f in ["report.json", "junit.xml", "summary.md", "report.html"] {
         assert!(dir.path().join(f).exists(), "{f}");
     }
     let md = std::fs::read_to_string(dir.path().join("summary.md")).expect("summary.md");
-    assert!(md.contains("pcap.query-progress") && md.contains("frame "), "{md}");
+    assert!(
+        md.contains("pcap.query-progress") && md.contains("frame "),
+        "{md}"
+    );
     let json = std::fs::read_to_string(dir.path().join("report.json")).expect("report.json");
     assert!(json.contains("\"QUERY-2\""), "{json}");
 
@@ -83,10 +92,23 @@ fn table() {
             .iter()
             .filter(|r| r.violations > 0)
             .map(|r| {
-                let first = a.findings_of(r.requirement).next().map(|f| f.frame).unwrap_or(0);
-                format!("{} ×{} (first frame {first})", r.requirement.id(), r.violations)
+                let first = a
+                    .findings_of(r.requirement)
+                    .next()
+                    .map(|f| f.frame)
+                    .unwrap_or(0);
+                format!(
+                    "{} ×{} (first frame {first})",
+                    r.requirement.id(),
+                    r.violations
+                )
             })
             .collect();
-        println!("| `{n}.pcap` | {} | {} | {} |", a.capture.frames, a.counters.messages, v.join(", "));
+        println!(
+            "| `{n}.pcap` | {} | {} | {} |",
+            a.capture.frames,
+            a.counters.messages,
+            v.join(", ")
+        );
     }
 }

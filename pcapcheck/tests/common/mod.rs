@@ -136,7 +136,11 @@ fn try_plan(a: u8, b: u8, first: u8) -> Option<Plan> {
     let victim = sorted[(at + 1) % RING].1;
     // Neither the bootstrap, nor the faulty peer, nor the one killed.
     let leaver = sorted[(at + 3) % RING].1;
-    let leaver = if leaver == 0 { sorted[(at + 4) % RING].1 } else { leaver };
+    let leaver = if leaver == 0 {
+        sorted[(at + 4) % RING].1
+    } else {
+        leaver
+    };
     let joiner = (100..=250u8)
         .map(ip)
         .find(|a| ring_pos(*a).in_open(&pred, &faulty))?;
@@ -229,21 +233,36 @@ pub fn simulate(fault: Option<Fault>, a: u8, b: u8) -> Vec<Datagram> {
     net.run_for(Duration::from_millis(1000));
     let target = net.addr(idx[FAULTY]);
     let spoofer = SocketAddr::new(plan.spoofer, 40000);
-    net.inject(spoofer, target, Transport::Udp, spoofed_join(&plan, spoofer, target));
+    net.inject(
+        spoofer,
+        target,
+        Transport::Udp,
+        spoofed_join(&plan, spoofer, target),
+    );
     let ua = SocketAddr::new(plan.ua, 40001);
     for n in 1..=AORS {
         net.inject(ua, target, Transport::Udp, ua_register(ua, target, n));
     }
     let client = SocketAddr::new(plan.client, 40002);
     for (n, k) in keys().into_iter().enumerate() {
-        net.inject(client, target, Transport::Udp, query(client, target, n as u32 + 1, k));
+        net.inject(
+            client,
+            target,
+            Transport::Udp,
+            query(client, target, n as u32 + 1, k),
+        );
     }
     net.run_for(Duration::from_millis(1000));
     net.add(config(addr(plan.joiner2), 98, None).with_bootstrap(Some(net.addr(first))));
     let keys = keys();
     for n in 0..QUERIES {
         let k = keys[n as usize % keys.len()];
-        net.inject(client, target, Transport::Udp, query(client, target, 100 + n, k));
+        net.inject(
+            client,
+            target,
+            Transport::Udp,
+            query(client, target, 100 + n, k),
+        );
         net.run_for(QUERY_GAP);
     }
     net.command(idx[plan.leaver], Command::Leave);
@@ -271,7 +290,8 @@ pub fn write_trace<W: std::io::Write>(w: &mut PcapWriter<W>, trace: &[Datagram],
 /// Returns the bytes written.
 pub fn replicated<W: std::io::Write>(out: W, min_bytes: u64) -> u64 {
     let trace = simulate(None, 10, 1);
-    let span = trace.last().map_or(Duration::ZERO, |d| d.at.as_duration()) + Duration::from_secs(60);
+    let span =
+        trace.last().map_or(Duration::ZERO, |d| d.at.as_duration()) + Duration::from_secs(60);
     let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
     let sink = CountingWriter {
         inner: out,
