@@ -19,7 +19,7 @@ use std::io::{BufReader, BufWriter};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use p2psip_pcapcheck::check;
+use p2psip_pcapcheck::{check, check_pipelined};
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` would pass
@@ -44,19 +44,34 @@ fn main() {
     );
 
     let mut best = f64::MAX;
+    let mut best2 = f64::MAX;
     let mut messages = 0;
     let mut frames = 0;
-    for run in 1..=2 {
+    for (run, pipelined) in [(1, false), (2, false), (3, true), (4, true)] {
         let t = Instant::now();
         let input = std::fs::File::open(&path).expect("open the capture");
-        let a =
-            check(BufReader::with_capacity(1 << 20, input), &common::options()).expect("readable");
+        let input = BufReader::with_capacity(1 << 20, input);
+        let a = if pipelined {
+            check_pipelined(input, &common::options())
+        } else {
+            check(input, &common::options())
+        }
+        .expect("readable");
         let secs = t.elapsed().as_secs_f64();
-        best = best.min(secs);
+        if !pipelined {
+            best = best.min(secs);
+        } else {
+            best2 = best2.min(secs);
+        }
         messages = a.counters.messages;
         frames = a.capture.frames;
         println!(
-            "pcap check, run {run}: {secs:.2} s, {:.0} MB/s, {:.0} messages/s ({} frames, {} SIP messages, {} violations)",
+            "pcap check{}, run {run}: {secs:.2} s, {:.0} MB/s, {:.0} messages/s ({} frames, {} SIP messages, {} violations)",
+            if pipelined {
+                " (reader thread)"
+            } else {
+                " (one core)"
+            },
             bytes as f64 / 1e6 / secs,
             messages as f64 / secs,
             frames,
@@ -89,7 +104,11 @@ fn main() {
             bytes as f64 / 1e6 / secs,
             frames as f64 / secs
         );
-        println!("ratio: pcap check is {:.1}x tshark", secs / best);
+        println!(
+            "ratio: pcap check is {:.1}x tshark on one core, {:.1}x with the reader thread",
+            secs / best,
+            secs / best2
+        );
     } else {
         println!("tshark not run (not installed, or PCAPCHECK_BENCH_TSHARK=0)");
     }

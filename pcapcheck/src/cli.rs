@@ -121,14 +121,16 @@ pub fn run_check(args: &PcapCheckArgs) -> anyhow::Result<i32> {
 pub fn run_check_to(args: &PcapCheckArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     let opts = args.options();
     let started = Instant::now();
-    let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
+    let input: Box<dyn Read + Send> = if args.file.as_os_str() == "-" {
+        Box::new(io::stdin())
     } else {
         let f = std::fs::File::open(&args.file)
             .with_context(|| format!("cannot open {}", args.file.display()))?;
         Box::new(f)
     };
-    let analysis = crate::check(BufReader::with_capacity(1 << 20, input), &opts)
+    // Reading and decoding on a second thread; the same result as
+    // `check` (tested), faster when a core is free.
+    let analysis = crate::check_pipelined(BufReader::with_capacity(1 << 20, input), &opts)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let meta = Meta {
         capture: args.file.display().to_string(),

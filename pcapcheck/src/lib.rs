@@ -41,6 +41,7 @@ pub mod engine;
 mod hash;
 pub mod model;
 pub mod options;
+pub mod pipeline;
 pub mod report;
 pub mod shape;
 mod sink;
@@ -56,6 +57,7 @@ pub use model::{
     Analysis, CaptureProblem, CheckResult, Counters, Finding, RequirementResult, Verdict,
 };
 pub use options::{Options, Subject};
+pub use pipeline::check_pipelined;
 pub use shape::{FingerMatch, LinkSet, ResponseShape, shape_of};
 
 /// Analyses a whole capture. Fails only when the input is not a capture
