@@ -29,7 +29,11 @@ assert!(analysis.is_compliant());
 # Ok::<(), Box<dyn std::error::Error>>(())
 ```
 
-Layers: [`engine`] (the pass and its state), [`catalogue`] (requirements
+[`check_pipelined`] gives the same result with the capture decoded on a
+second thread.
+
+Layers: [`engine`] (the pass and its state), [`pipeline`] (the two-thread
+pass), [`catalogue`] (requirements
 and check families), [`model`] (findings and results), [`shape`] (the
 structural summary of a response, for replay), [`report`] (to the report
 model), [`cli`] (the `pcap check` arguments and exit codes).

@@ -81,6 +81,32 @@ fn cli_exit_codes_and_reports() {
 }
 
 #[test]
+fn subjects_restrict_who_is_judged() {
+    let all = analyse("wrong-302");
+    let culprit = all
+        .findings_of(p2psip_pcapcheck::Req::Query2)
+        .next()
+        .expect("a QUERY-2 finding")
+        .src;
+    let file = samples().join("wrong-302.pcap");
+    let judge = |ip: std::net::IpAddr| {
+        let opts = p2psip_pcapcheck::Options {
+            subjects: vec![p2psip_pcapcheck::Subject { ip, port: None }],
+            ..common::options()
+        };
+        let f = std::fs::File::open(&file).expect("a sample");
+        check(std::io::BufReader::new(f), &opts).expect("readable")
+    };
+    assert!(!judge(culprit.ip()).is_compliant());
+    let mut other = culprit.ip().to_string();
+    other.truncate(other.rfind('.').expect("IPv4"));
+    let bystander: std::net::IpAddr = format!("{other}.253").parse().expect("an address");
+    let a = judge(bystander);
+    assert!(a.is_clean(), "{:?}", a.violated());
+    assert!(a.counters.not_judged > 0);
+}
+
+#[test]
 #[ignore = "prints the table of vectors/pcap/README.md"]
 fn table() {
     let mut names = vec!["clean".to_owned()];
