@@ -2002,7 +2002,9 @@ impl Checker {
                 }
                 None => self.sender_t1.get(&w.sender).copied().unwrap_or(default_t1),
             };
-            let due = t1 * 3 / 2 + 50 * MS;
+            // Twice T1 plus 200 ms: a timer may fire late on a loaded
+            // machine, and the rule is about a copy missing, not a late one.
+            let due = t1 * 2 + 200 * MS;
             // A peer that left (or stopped) ends its transactions, and one
             // to a peer that left may be abandoned: not judged.
             let peer = |a: &SocketAddr| self.by_addr.get(a).and_then(|id| self.peers.get(id));

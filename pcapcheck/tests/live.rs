@@ -35,7 +35,9 @@ struct Tcpdump {
 impl Tcpdump {
     fn start(net: &str, file: &Path) -> Result<Tcpdump, String> {
         let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "-n", "-s", "0", "-Z", "root", "-w"])
+            .args([
+                "-i", "lo", "-U", "-n", "-s", "0", "-B", "32768", "-Z", "root", "-w",
+            ])
             .arg(file)
             .args(["net", net])
             .stdin(Stdio::null())
