@@ -23,7 +23,7 @@ use super::inbound::Req;
 use super::query::push_contacts;
 use super::route::{Answer, RouteMsg, RouteWhy};
 use super::store::{bare_aor, owned_contact};
-use super::time::{Time, secs_left};
+use super::time::Time;
 use super::{Event, Fault, Node, Phase, Purpose, Timer};
 
 /// A registration this peer made in the overlay for someone.
@@ -292,7 +292,11 @@ impl Node {
         if ok.is_none() {
             tracing::warn!(%aor, copy, "placing a copy failed");
         }
+        // Only a registration (a UA's or a command's) sets the bindings:
+        // a refresh's answer repeats lifetimes rounded to whole seconds,
+        // and taking them back would stretch the registration (REPL-2).
         if copy == 0
+            && op.is_some()
             && let Some(a) = ok
         {
             let now = self.now;
@@ -440,14 +444,17 @@ impl Node {
             .regs
             .iter()
             .map(|r| {
+                // Whole seconds left, rounded down: a copy never outlives
+                // the registration.
                 let contacts = r
                     .bindings
                     .iter()
                     .map(|(c, t)| {
                         let mut c = c.clone();
-                        c.expires = Some(secs_left(now, *t));
+                        c.expires = Some(secs_left_floor(now, *t));
                         c
                     })
+                    .filter(|c| c.expires.is_some_and(|e| e > 0))
                     .collect();
                 (r.aor.clone(), r.call_id.clone(), contacts)
             })
@@ -462,6 +469,11 @@ impl Node {
             }
         }
     }
+}
+
+/// Whole seconds from `now` to `deadline`, rounded down.
+fn secs_left_floor(now: Time, deadline: Time) -> u32 {
+    u32::try_from(deadline.saturating_since(now).as_secs()).unwrap_or(u32::MAX)
 }
 
 /// A plain REGISTER standing for a command (parsed, so the AOR and

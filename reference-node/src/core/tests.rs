@@ -1777,6 +1777,29 @@ fn repl_2_removal_reaches_every_copy() {
 }
 
 #[test]
+fn repl_2_refreshes_do_not_extend_a_registration() {
+    // The adapter re-places copies every refresh interval with the
+    // remaining lifetime; rounding must never add to it, so a binding the
+    // UA does not refresh lapses on time everywhere.
+    let mut net = converged(6);
+    let x = net.addr(2);
+    net.inject(
+        UA,
+        x,
+        Transport::Udp,
+        ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 5, 1),
+    );
+    assert_eq!(ua_answer(&mut net).status(), Some(200));
+    let u = aor("alice");
+    net.run_for(secs(2));
+    assert!(!holders_of(&net, &resource_id(&u)).is_empty());
+    net.run_for(Duration::from_millis(3500));
+    for k in [resource_id(&u), replica_id(&u, 1), replica_id(&u, 2)] {
+        assert!(holders_of(&net, &k).is_empty(), "still held after its lifetime");
+    }
+}
+
+#[test]
 fn repl_4_a_lookup_for_a_ua_answers_with_the_majority() {
     let mut net = converged(8);
     let x = net.addr(2);
