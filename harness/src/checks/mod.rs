@@ -20,11 +20,14 @@ deadline), query nodes through the case's observer, and read the oracle.
 */
 
 pub mod join;
+pub mod leave;
 pub mod links;
 pub mod lookup;
 pub mod msg;
 pub mod node;
+pub mod replicas;
 pub mod ring;
+pub mod security;
 pub mod txn;
 pub mod wire;
 
@@ -99,6 +102,9 @@ pub fn all() -> impl Iterator<Item = &'static CheckDef> {
         .chain(wire::CHECKS)
         .chain(node::CHECKS)
         .chain(join::CHECKS)
+        .chain(leave::CHECKS)
+        .chain(replicas::CHECKS)
+        .chain(security::CHECKS)
 }
 
 pub fn find(name: &str) -> Option<&'static CheckDef> {

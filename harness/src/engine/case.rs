@@ -206,6 +206,7 @@ async fn setup(
         saved: Default::default(),
         last_request: Default::default(),
         snapshots: Default::default(),
+        resources: Default::default(),
         deadline: Instant::now() + case.deadline,
         step_no: 0,
     })

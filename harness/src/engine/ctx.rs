@@ -150,6 +150,8 @@ pub struct Ctx {
     /// The last request each puppet matched (for `reply`).
     pub last_request: HashMap<String, Received>,
     pub snapshots: HashMap<String, Snapshot>,
+    /// Resources named by `aor` steps and what was registered for them.
+    pub resources: HashMap<String, super::resource::Resource>,
     pub deadline: Instant,
     /// Index of the step running (1-based, 0 during setup).
     pub step_no: usize,

@@ -298,7 +298,7 @@ fn is_kebab(s: &str) -> bool {
         })
 }
 
-const AUTO_NAMES: &[&str] = &["options", "queries", "notifies", "peer"];
+const AUTO_NAMES: &[&str] = &["options", "queries", "notifies", "peer", "store", "leaves"];
 const CLASSES: &[&str] = &[
     "join",
     "query",
@@ -551,6 +551,51 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
                 need(puppet(&x.puppet), "puppet", &x.puppet)?;
                 if let Some(t) = &x.to {
                     need(party(t), "name", t)?;
+                }
+            }
+            Step::Aor(x) => {
+                if !is_kebab(&x.name) {
+                    return Err(at(format!("aor name {:?} is not kebab-case", x.name)));
+                }
+                for (k, v) in &x.held_by {
+                    if super::resource::copy_of(k).is_none() {
+                        return Err(at(format!(
+                            "held_by key {k:?} is not primary or replicaN (N >= 1)"
+                        )));
+                    }
+                    need(party(v), "holder", v)?;
+                }
+                for v in &x.among {
+                    need(party(v), "name", v)?;
+                }
+            }
+            Step::Register(x) => {
+                need(node(&x.node), "instance", &x.node)?;
+                if let Some(u) = &x.ua {
+                    need(puppet(u), "puppet", u)?;
+                }
+                if let Some(c) = &x.contact {
+                    if !c.starts_with("sip:") && !c.starts_with("sips:") {
+                        need(party(c), "contact", c)?;
+                    }
+                }
+            }
+        }
+        if let Step::Send(x) = &s.step {
+            use super::model::MsgKind;
+            let resource_kind = matches!(
+                x.msg,
+                Some(MsgKind::Register | MsgKind::Lookup | MsgKind::Transfer)
+            );
+            if resource_kind != x.aor.is_some() {
+                return Err(at(
+                    "aor goes with msg = \"register\", \"lookup\" or \"transfer\", which need it"
+                        .into(),
+                ));
+            }
+            if let Some(c) = &x.contact {
+                if !c.starts_with("sip:") && !c.starts_with("sips:") {
+                    need(party(c), "contact", c)?;
                 }
             }
         }

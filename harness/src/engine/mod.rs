@@ -13,4 +13,5 @@ pub mod load;
 pub mod model;
 pub mod msg;
 pub mod plan;
+pub mod resource;
 pub mod steps;

@@ -201,6 +201,8 @@ impl Codes {
 /// A step: `{ do = "<action>", ... }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "do", rename_all = "kebab-case")]
+// Steps are loaded once per run; a few hundred bytes each do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Step {
     /// Start instances (waiting for each to answer the OPTIONS probe).
     Start(StartStep),
@@ -236,6 +238,11 @@ pub enum Step {
     Close(CloseStep),
     /// OPTIONS liveness probe of a node now (TXN-4).
     Alive(NodeStep),
+    /// Name a resource URI, chosen so that its copies land on given nodes.
+    Aor(AorStep),
+    /// Register a resource through a node (adapter role, or the IUT
+    /// file's register_command).
+    Register(RegisterStep),
 }
 
 impl Step {
@@ -258,6 +265,8 @@ impl Step {
             Step::Auto(_) => "auto",
             Step::Close(_) => "close",
             Step::Alive(_) => "alive",
+            Step::Aor(_) => "aor",
+            Step::Register(_) => "register",
         }
     }
 }
@@ -305,6 +314,12 @@ pub enum MsgKind {
     Notify,
     /// Leave: Expires 0 with the puppet's view as links.
     Leave,
+    /// Resource registration (RES-1): From = the AOR, `contact`, `expires`.
+    Register,
+    /// Resource lookup (RES-2).
+    Lookup,
+    /// Transfer (JOIN-9, LEAVE-1): From = the puppet's Peer URI.
+    Transfer,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -354,6 +369,16 @@ pub struct SendStep {
     #[serde(default)]
     pub segments: Vec<usize>,
     pub gap_ms: Option<u64>,
+    /// register/lookup/transfer: the resource (a name of an `aor` step,
+    /// or a URI).
+    pub aor: Option<String>,
+    /// register/lookup/transfer: the replica number (ID-5) on To.
+    pub replica: Option<u32>,
+    /// register/transfer: the Contact (a party's `sip:ua@ip:port`, or a
+    /// URI); default the sender's.
+    pub contact: Option<String>,
+    /// register/lookup/transfer: a `resource-ID` hint on To (a key, RES-3).
+    pub resource_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -465,4 +490,39 @@ pub struct AutoStep {
 pub struct CloseStep {
     pub puppet: String,
     pub to: Option<String>,
+}
+
+/// `aor`: a resource URI `sip:NAME-N@example.com`, with N the first number
+/// for which every copy named in `held_by` (`primary`, `replica1`, ...)
+/// has that node as succ(Resource-ID) among `among` (default: every
+/// instance and member puppet of the case).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AorStep {
+    pub name: String,
+    #[serde(default)]
+    pub held_by: BTreeMap<String, String>,
+    #[serde(default)]
+    pub among: Vec<String>,
+}
+
+/// `register`: a registration through `node`'s adapter role (a plain SIP
+/// REGISTER from puppet `ua`, RES-4) or through the IUT file's
+/// `register_command`; skipped with the reason when neither is there.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterStep {
+    pub node: String,
+    /// A name of an `aor` step, or a URI.
+    pub aor: String,
+    /// A party (its `sip:ua@ip:port`) or a URI; default the UA's.
+    pub contact: Option<String>,
+    /// Default the case's expires_s; 0 removes (adapter role only).
+    pub expires: Option<u32>,
+    /// The puppet acting as user agent (default the observer).
+    pub ua: Option<String>,
+    /// The final status the node must answer (default 200).
+    pub status: Option<u16>,
+    pub within_ms: Option<u64>,
+    pub requirement: Option<String>,
 }

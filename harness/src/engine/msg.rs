@@ -250,6 +250,16 @@ pub fn outgoing(cx: &mut Ctx, step: &SendStep, puppet: &Puppet) -> Result<Outgoi
         MsgKind::Join => build::join(&me, target.addr, &txn, expires),
         MsgKind::Notify => build::notify(&me, target.addr, &txn, expires, &links),
         MsgKind::Leave => build::leave(&me, target.addr, &txn, &links),
+        MsgKind::Register | MsgKind::Lookup | MsgKind::Transfer => resource_message(
+            cx,
+            step,
+            kind,
+            &me,
+            target.addr,
+            &txn,
+            expires,
+            puppet.addr(),
+        )?,
     };
     if let Some(v) = &step.via {
         let a = cx.addr_of(v)?;
@@ -280,6 +290,58 @@ pub fn outgoing(cx: &mut Ctx, step: &SendStep, puppet: &Puppet) -> Result<Outgoi
         transport,
         bytes: print(&m),
     })
+}
+
+/// A resource registration, lookup or transfer (PROFILE §8, JOIN-9,
+/// LEAVE-1); a registration or transfer is remembered for the replica
+/// checks.
+#[allow(clippy::too_many_arguments)]
+fn resource_message(
+    cx: &mut Ctx,
+    step: &SendStep,
+    kind: MsgKind,
+    me: &Identity,
+    to: SocketAddr,
+    txn: &build::Txn,
+    expires: u32,
+    sender: SocketAddr,
+) -> Result<Message<'static>, Stop> {
+    use super::resource;
+    let name = step
+        .aor
+        .as_deref()
+        .ok_or_else(|| Stop::Error("register/lookup/transfer need aor".into()))?;
+    let res = resource::resource(cx, name)?;
+    let aor = res.uri();
+    let contact = resource::contact_uri(cx, step.contact.as_deref(), sender)?;
+    let contacts = if expires == 0 && step.contact.is_none() && !res.contacts.is_empty() {
+        res.contacts.clone()
+    } else {
+        vec![contact]
+    };
+    let addrs = contacts
+        .iter()
+        .map(|c| resource::contact_addr(c))
+        .collect::<Result<Vec<_>, Stop>>()?;
+    let mut m = match kind {
+        MsgKind::Register => {
+            build::resource_register(me, to, txn, &aor, step.replica, &addrs, expires)
+        }
+        MsgKind::Transfer => build::transfer(me, to, txn, &aor, step.replica, &addrs, expires),
+        _ => build::lookup(me, to, txn, &aor, step.replica),
+    };
+    if let Some(h) = &step.resource_id {
+        let key = resolve_key(cx, h)?;
+        if let Some(t) = m.to_mut() {
+            t.addr.uri.params.resource_id = Some(key);
+        }
+    }
+    // What a puppet registers at a node is what the replica checks then
+    // expect there; what it tells another puppet is not.
+    if kind != MsgKind::Lookup && cx.nodes.iter().any(|n| n.addr() == to) {
+        resource::record(cx, name, contacts, expires);
+    }
+    Ok(m)
 }
 
 fn plain_uri(addr: SocketAddr) -> Uri<'static> {

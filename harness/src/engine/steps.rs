@@ -104,6 +104,8 @@ pub async fn run(cx: &mut Ctx, s: &StepAt) -> StepResult {
         Step::View(x) => view(cx, x),
         Step::Auto(x) => auto(cx, x),
         Step::Close(x) => close(cx, x).await,
+        Step::Aor(x) => super::resource::aor_step(cx, x),
+        Step::Register(x) => super::resource::register_step(cx, x).await,
     }
 }
 
@@ -634,7 +636,13 @@ pub fn auto_from(names: &[String]) -> Auto {
             "options" => a.options = true,
             "queries" => a.queries = true,
             "notifies" => a.notifies = true,
-            "peer" => a = Auto::PEER,
+            "store" => a.store = true,
+            "leaves" => a.leaves = true,
+            "peer" => {
+                a.options = true;
+                a.queries = true;
+                a.notifies = true;
+            }
             _ => {}
         }
     }

@@ -21,6 +21,7 @@ binds: see [`Puppet::bind_in`] and [`crate::net::place`].
 */
 
 pub mod inbox;
+pub mod store;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -57,6 +58,11 @@ pub struct Auto {
     pub queries: bool,
     /// Notifies (join-shaped REGISTERs carrying links): 200 with its links.
     pub notifies: bool,
+    /// Resource registrations, transfers and lookups, as a holder would
+    /// ([`store`]).
+    pub store: bool,
+    /// Leaves (join-shaped REGISTERs with Expires 0): 200.
+    pub leaves: bool,
 }
 
 impl Auto {
@@ -64,11 +70,15 @@ impl Auto {
         options: false,
         queries: false,
         notifies: false,
+        store: false,
+        leaves: false,
     };
     pub const PEER: Auto = Auto {
         options: true,
         queries: true,
         notifies: true,
+        store: false,
+        leaves: false,
     };
 }
 
@@ -129,6 +139,7 @@ struct Shared {
     udp: Arc<UdpSocket>,
     tcp: tokio::sync::Mutex<HashMap<SocketAddr, TcpConn>>,
     counter: AtomicU32,
+    store: Mutex<store::Store>,
 }
 
 struct TcpConn {
@@ -198,6 +209,7 @@ impl Puppet {
             udp,
             tcp: tokio::sync::Mutex::new(HashMap::new()),
             counter: AtomicU32::new(0),
+            store: Mutex::new(store::Store::default()),
         });
         let task = tokio::spawn(udp_loop(shared.clone()));
         Ok(Puppet {
@@ -242,6 +254,11 @@ impl Puppet {
 
     pub fn inbox(&self) -> &Inbox {
         &self.shared.inbox
+    }
+
+    /// The copy it holds at `key` (with `auto = ["store"]`).
+    pub fn held(&self, key: &Id) -> Option<store::Held> {
+        lock(&self.shared.store).get(key, Instant::now())
     }
 
     /// A fresh client transaction: unique branch, Call-ID and tag.
@@ -518,6 +535,36 @@ fn auto_answer(shared: &Shared, idx: usize) -> Option<Message<'static>> {
             Some(respond(code, contact))
         }
         (Some(Method::Register), Class::Notify) if auto.notifies => Some(respond(200, None)),
+        (Some(Method::Register), Class::Leave) if auto.leaves => Some(respond(200, None)),
+        (
+            Some(Method::Register),
+            c @ (Class::ResourceRegister | Class::Transfer | Class::Lookup),
+        ) if auto.store => {
+            let key = store::key_of_request(m)?;
+            let (code, next) = answer_query(&me.peer, &view, &key);
+            if code == 302 && c != Class::Transfer {
+                return Some(respond(302, next));
+            }
+            let now = Instant::now();
+            let mut st = lock(&shared.store);
+            if c != Class::Lookup {
+                st.apply(key, m, req.from, now);
+            }
+            let live = st.get(&key, now).map(|h| h.live(now)).unwrap_or_default();
+            drop(st);
+            let code = if c == Class::Lookup && live.is_empty() {
+                404
+            } else {
+                200
+            };
+            let mut r = build::response(m, code, build::reason_phrase(code), req.from, &tag);
+            for (u, secs) in live {
+                r.push_contact(u, Some(secs));
+            }
+            r.make_p2p(&me);
+            r.push_links(&links);
+            Some(r)
+        }
         _ => None,
     }
 }
