@@ -1795,7 +1795,10 @@ fn repl_2_refreshes_do_not_extend_a_registration() {
     assert!(!holders_of(&net, &resource_id(&u)).is_empty());
     net.run_for(Duration::from_millis(3500));
     for k in [resource_id(&u), replica_id(&u, 1), replica_id(&u, 2)] {
-        assert!(holders_of(&net, &k).is_empty(), "still held after its lifetime");
+        assert!(
+            holders_of(&net, &k).is_empty(),
+            "still held after its lifetime"
+        );
     }
 }
 
