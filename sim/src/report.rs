@@ -145,6 +145,9 @@ pub struct ConvergeReport {
     /// Over the 10 T of quiet (steady state).
     pub messages_per_node_per_interval: Option<f64>,
     pub max_messages_per_node_per_interval: Option<f64>,
+    /// `Node::memory()` at the end of the step (after the quiet 10 T).
+    pub node_memory_mean_bytes: f64,
+    pub node_memory_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -301,6 +304,13 @@ pub struct MemoryReport {
     /// `Node::memory()`: the node struct and what it owns.
     pub node_mean_bytes: f64,
     pub node_max_bytes: usize,
+    /// `Node::memory_parts()` of the largest node.
+    pub node_max_parts: BTreeMap<String, usize>,
+    /// Per-node slots of the simulator (node pointer, counter, timer-heap
+    /// entry and position), per node.
+    pub sim_slots_per_node_bytes: f64,
+    /// Shared structures: datagrams in flight, ground truth, client.
+    pub sim_shared_bytes: usize,
     /// The simulator's own bytes per running node (slots, timer heap,
     /// network queue, ground truth), computed from capacities.
     pub sim_overhead_per_node_bytes: f64,
@@ -457,7 +467,7 @@ fn step_line(r: &StepReport) -> String {
         StepReport::Settle { secs } => format!("settle    {secs:.1} s (refresh + T + F)"),
         StepReport::Converge(c) => format!(
             "converge  {} live: ideal after {} T (bound {:.2} T), invariants after {} T, stable {} for {:.0} T; \
-             {} msgs/peer/T (max {}){}",
+             {} msgs/peer/T (max {}); Node::memory {:.1} KB mean{}",
             c.live,
             opt(c.intervals),
             c.bound_intervals,
@@ -466,6 +476,7 @@ fn step_line(r: &StepReport) -> String {
             c.stable_intervals,
             opt(c.messages_per_node_per_interval),
             opt(c.max_messages_per_node_per_interval),
+            c.node_memory_mean_bytes / 1e3,
             c.problem
                 .as_ref()
                 .map_or_else(String::new, |p| format!("; {p}"))

@@ -133,6 +133,13 @@ pub fn run(cfg: SimConfig, opts: Options, scenario: &Scenario) -> Result<Report,
         nodes: mem.nodes,
         node_mean_bytes: round3(mem.node_mean()),
         node_max_bytes: mem.node_max,
+        node_max_parts: mem
+            .node_max_parts
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+        sim_slots_per_node_bytes: round3(mem.sim_slots as f64 / mem.nodes.max(1) as f64),
+        sim_shared_bytes: mem.sim_shared,
         sim_overhead_per_node_bytes: round3(mem.overhead_per_node()),
     };
     let node = &sim.config().node;
@@ -543,7 +550,10 @@ impl Runner {
                 },
             );
         }
+        let mem = self.sim.memory();
         Ok(ConvergeReport {
+            node_memory_mean_bytes: round3(mem.node_mean()),
+            node_memory_max_bytes: mem.node_max,
             live,
             from_s: secs(t0),
             bound_intervals: bound,
@@ -1309,6 +1319,7 @@ impl Runner {
                         self.sim.now().saturating_since(started).as_secs_f64() * 1e3,
                     ));
                     self.sim.kill(j);
+                    self.failures_since_register = true;
                 }
             }
             // Heal: C-G1..C-G5 again.

@@ -565,10 +565,14 @@ impl Sim {
         let mut total = 0usize;
         let mut max = 0usize;
         let mut n = 0usize;
+        let mut parts = Vec::new();
         for node in self.nodes.iter().flatten() {
             let m = node.memory();
             total += m;
-            max = max.max(m);
+            if m > max {
+                max = m;
+                parts = node.memory_parts().to_vec();
+            }
             n += 1;
         }
         let slots = self.nodes.capacity() * std::mem::size_of::<Option<Box<Node>>>()
@@ -583,6 +587,7 @@ impl Sim {
             nodes: n,
             node_total: total,
             node_max: max,
+            node_max_parts: parts,
             sim_slots: slots,
             sim_shared: shared,
         }
@@ -602,13 +607,15 @@ impl Sim {
 }
 
 /// Bytes held, from [`Node::memory`] and the simulator's own structures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Memory {
     /// Running nodes.
     pub nodes: usize,
     /// Sum of [`Node::memory`] (the boxed struct and what it owns).
     pub node_total: usize,
     pub node_max: usize,
+    /// [`Node::memory_parts`] of the largest node.
+    pub node_max_parts: Vec<(&'static str, usize)>,
     /// Per-node slots of the simulator: node pointers, counters, timer heap.
     pub sim_slots: usize,
     /// Shared structures: the network queue and datagrams in flight, the
