@@ -62,7 +62,10 @@ pub struct RelayConfig {
 /// runs on the relay's reader tasks, outside the relay's lock; it must be
 /// quick and must not block.
 #[derive(Clone)]
-pub struct PacketTap(pub Arc<dyn Fn(&PacketLogEntry, &[u8]) + Send + Sync>);
+pub struct PacketTap(pub Arc<TapFn>);
+
+/// The callback of a [`PacketTap`].
+pub type TapFn = dyn Fn(&PacketLogEntry, &[u8]) + Send + Sync;
 
 impl PacketTap {
     pub fn new(f: impl Fn(&PacketLogEntry, &[u8]) + Send + Sync + 'static) -> PacketTap {

@@ -549,7 +549,8 @@ fn handles_can_be_shared_between_tasks() {
 
 #[tokio::test]
 async fn the_tap_sees_every_logged_packet_with_its_payload() {
-    let seen: std::sync::Arc<std::sync::Mutex<Vec<(PacketLogEntry, Vec<u8>)>>> = Default::default();
+    type Tapped = Vec<(PacketLogEntry, Vec<u8>)>;
+    let seen: std::sync::Arc<std::sync::Mutex<Tapped>> = Default::default();
     let sink = seen.clone();
     let inside = fresh_socket().await;
     let mut config = RelayConfig::new(nat(
