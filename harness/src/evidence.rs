@@ -156,6 +156,51 @@ impl Recorder {
         });
     }
 
+    /// Records a UDP datagram a relay of the harness (the NAT emulator)
+    /// received or sent: in the ladder with `note` after the summary (the
+    /// NAT's decision), and in the pcap unless `in_pcap` is false (the
+    /// other end is a harness socket that records it itself).
+    pub fn relayed(
+        &self,
+        dir: Dir,
+        from: SocketAddr,
+        to: SocketAddr,
+        bytes: &[u8],
+        note: &str,
+        in_pcap: bool,
+    ) {
+        let at = Instant::now();
+        let ts = self.timestamp(at);
+        let summary = format!("{} {note}", summarize(bytes, Transport::Udp));
+        let mut g = self.lock();
+        if in_pcap {
+            if let Err(e) = g.pcap.write_udp(ts, from, to, bytes) {
+                g.pcap_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+        let mut entry = LadderEntry::new(
+            self.ms(at),
+            from.to_string(),
+            to.to_string(),
+            LadderTransport::Udp,
+            summary,
+        );
+        entry.from_label = g.labels.get(&from).cloned();
+        entry.to_label = g.labels.get(&to).cloned();
+        if g.ladder.len() < MAX_RAW_ENTRIES {
+            entry = entry.raw_bytes(bytes.to_vec());
+        }
+        g.ladder.push(entry);
+        g.packets.push(Packet {
+            at,
+            dir,
+            from,
+            to,
+            transport: Transport::Udp,
+            bytes: Arc::from(bytes),
+        });
+    }
+
     /// Records the opening of a TCP connection (a SYN exchange in the pcap).
     pub fn tcp_open(&self, client: SocketAddr, server: SocketAddr) {
         let ts = self.timestamp(Instant::now());

@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod engine;
 pub mod evidence;
 pub mod iut;
+pub mod natlab;
 pub mod net;
 pub mod oracle;
 pub mod probe;

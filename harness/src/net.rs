@@ -130,6 +130,20 @@ impl Arc {
     }
 }
 
+/// A placement reference: a name, or `name+2^k` (the finger start k of
+/// that peer: its ID + 2^k, k < 160), so a case can put a peer in a
+/// given part of the ring (`between = ["iut1", "iut1+2^156"]`).
+pub fn split_offset(reference: &str) -> (&str, Option<u8>) {
+    if let Some((name, k)) = reference.split_once("+2^") {
+        if let Ok(k) = k.parse::<u8>() {
+            if k < 160 {
+                return (name, Some(k));
+            }
+        }
+    }
+    (reference, None)
+}
+
 /// Why no address was found for an arc.
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceError {

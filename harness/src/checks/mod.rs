@@ -24,10 +24,13 @@ pub mod leave;
 pub mod links;
 pub mod lookup;
 pub mod msg;
+pub mod nat;
 pub mod node;
+pub mod query;
 pub mod replicas;
 pub mod ring;
 pub mod security;
+pub mod stab;
 pub mod txn;
 pub mod wire;
 
@@ -102,9 +105,12 @@ pub fn all() -> impl Iterator<Item = &'static CheckDef> {
         .chain(wire::CHECKS)
         .chain(node::CHECKS)
         .chain(join::CHECKS)
+        .chain(nat::CHECKS)
         .chain(leave::CHECKS)
         .chain(replicas::CHECKS)
         .chain(security::CHECKS)
+        .chain(query::CHECKS)
+        .chain(stab::CHECKS)
 }
 
 pub fn find(name: &str) -> Option<&'static CheckDef> {

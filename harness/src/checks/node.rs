@@ -25,7 +25,7 @@ fn alive<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
             .str("requirement")
             .map(str::to_string)
             .unwrap_or_else(|| cx.primary_requirement());
-        let addr = cx.addr_of(&node)?;
+        let addr = cx.contact_of(&node)?;
         let within = Duration::from_millis(input.int("within_ms").unwrap_or(2000).max(1) as u64);
         let deadline = cx.until(within);
         let interval = cx.params.t1().max(Duration::from_millis(50)) * 2;

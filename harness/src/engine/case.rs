@@ -39,6 +39,11 @@ use crate::puppet::Puppet;
 
 /// Why a case cannot run with this IUT (checked before anything starts).
 pub fn skip_reason(case: &Case, env: &RunEnv) -> Option<String> {
+    if let Some(nat) = &case.def.topology.nat {
+        if let Some(why) = crate::natlab::skip_reason(nat, env.external.is_some()) {
+            return Some(why);
+        }
+    }
     for n in &case.def.needs {
         if n == "tcp" {
             if !env.iut.transports.contains(&TransportName::Tcp) {
@@ -99,7 +104,11 @@ pub fn case_seed(seed: u64, id: &str, attempt: u32) -> u64 {
 }
 
 fn arc_for(p: &Place, placed: &[(String, Id)]) -> Option<RingArc> {
-    let id_of = |n: &str| placed.iter().find(|(x, _)| x == n).map(|(_, i)| *i);
+    let id_of = |n: &str| {
+        let (name, k) = net::split_offset(n);
+        let id = placed.iter().find(|(x, _)| x == name).map(|(_, i)| *i)?;
+        Some(k.map_or(id, |k| id.finger_start(k)))
+    };
     let ring = p2psip_wire::Ring::new(placed.iter().map(|(_, i)| *i));
     if let Some(a) = &p.after {
         let from = id_of(a)?;
@@ -193,6 +202,20 @@ async fn setup(
     )
     .await
     .map_err(|e| Stop::Error(format!("observer: {e}")))?;
+    let nat = match &case.def.topology.nat {
+        Some(def) => Some(
+            crate::natlab::NatLab::start(
+                def,
+                &params,
+                &nodes,
+                &puppets,
+                rec,
+                case_seed(env.seed, case.id(), attempt),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     Ok(Ctx {
         case: case.clone(),
         env: env.clone(),
@@ -206,6 +229,7 @@ async fn setup(
         saved: Default::default(),
         last_request: Default::default(),
         snapshots: Default::default(),
+        nat,
         resources: Default::default(),
         deadline: Instant::now() + case.deadline,
         step_no: 0,
@@ -393,6 +417,9 @@ async fn teardown(cx: &mut Ctx) -> Vec<LogBlock> {
         });
     }
     blocks.sort_by(|a, b| a.instance.cmp(&b.instance));
+    if let Some(nat) = &cx.nat {
+        blocks.push(nat.log_block(&cx.rec));
+    }
     blocks
 }
 

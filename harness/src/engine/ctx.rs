@@ -150,6 +150,9 @@ pub struct Ctx {
     /// The last request each puppet matched (for `reply`).
     pub last_request: HashMap<String, Received>,
     pub snapshots: HashMap<String, Snapshot>,
+    /// The case's emulated NAT (`topology.nat`): with one, names mean
+    /// relay fronts and public mappings ([`Ctx::peer_of`]).
+    pub nat: Option<Arc<crate::natlab::NatLab>>,
     /// Resources named by `aor` steps and what was registered for them.
     pub resources: HashMap<String, super::resource::Resource>,
     pub deadline: Instant,
@@ -188,8 +191,13 @@ impl Ctx {
             .ok_or_else(|| Stop::Error(format!("no puppet named {name:?}")))
     }
 
-    /// The peer a name refers to: a node, a puppet, or `ip:port`.
+    /// The peer a name refers to: a node, a puppet, or `ip:port`. With a
+    /// NAT, a party as everyone outside knows it: its relay front, or the
+    /// public mapping of a party behind the NAT.
     pub fn peer_of(&self, name: &str) -> Result<Peer, Stop> {
+        if let Some(p) = self.nat.as_ref().and_then(|n| n.identity(name)) {
+            return p.map_err(Stop::Error);
+        }
         if let Some(n) = self.node(name) {
             return Ok(n.peer);
         }
@@ -208,8 +216,30 @@ impl Ctx {
         self.peer_of(name).map(|p| p.addr)
     }
 
+    /// The peer `name` is to `viewer`: where `viewer`'s packets to it go
+    /// and where its packets to `viewer` come from. Without a NAT (or for
+    /// names it does not know) this is [`Ctx::peer_of`].
+    pub fn peer_seen_by(&self, viewer: &str, name: &str) -> Result<Peer, Stop> {
+        if let Some(p) = self.nat.as_ref().and_then(|n| n.seen_by(viewer, name)) {
+            return p.map_err(Stop::Error);
+        }
+        self.peer_of(name)
+    }
+
+    /// Where the harness itself reaches a node (probes, node queries): its
+    /// own address, never through a NAT.
+    pub fn contact_of(&self, name: &str) -> Result<SocketAddr, Stop> {
+        match self.node(name) {
+            Some(n) => Ok(n.addr()),
+            None => self.addr_of(name),
+        }
+    }
+
     /// The name of the node or puppet with this ID, or its short hex.
     pub fn name_of_id(&self, id: &Id) -> String {
+        if let Some(n) = self.nat.as_ref().and_then(|n| n.name_of_id(id)) {
+            return n;
+        }
         if let Some(n) = self.nodes.iter().find(|n| n.peer.id == *id) {
             return n.name.clone();
         }

@@ -417,6 +417,7 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
     for c in &case.after {
         check_name(c).map_err(err)?;
     }
+    crate::natlab::model::validate(case)?;
     for s in &case.steps {
         let at = |m: String| -> Invalid { (Some(s.line), m) };
         let need = |ok: bool, what: &str, v: &str| -> Result<(), Invalid> {
@@ -532,6 +533,8 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
                 }
             }
             Step::Wait(_) | Step::Snapshot(_) | Step::LookupAll(_) => {}
+            // Checked with the topology's NAT below.
+            Step::NatRebind(_) | Step::NatAdopt(_) => {}
             Step::WaitUntil(x) | Step::Check(x) => check_name(&x.check).map_err(at)?,
             Step::View(x) => {
                 need(puppet(&x.puppet), "puppet", &x.puppet)?;
@@ -638,7 +641,8 @@ fn check_place(p: &Place, placed: &[String]) -> Result<(), String> {
         .chain(p.between.iter().flatten())
         .collect();
     for n in names {
-        if !placed.contains(n) {
+        let (n, _) = crate::net::split_offset(n);
+        if !placed.iter().any(|p| p == n) {
             return Err(format!(
                 "{n:?} is not placed before this one (instances first, iut1.., ref1.., then puppets in order)"
             ));

@@ -108,6 +108,10 @@ pub struct Topology {
     /// Placement of instances on the ring, by name (`iut1 = { after = "ref1" }`).
     #[serde(default)]
     pub place: BTreeMap<String, Place>,
+    /// An emulated NAT between the parties it names and everyone else
+    /// (`crate::natlab`).
+    #[serde(default)]
+    pub nat: Option<crate::natlab::NatDef>,
 }
 
 /// A puppet: just a name, or a table.
@@ -238,6 +242,10 @@ pub enum Step {
     Close(CloseStep),
     /// OPTIONS liveness probe of a node now (TXN-4).
     Alive(NodeStep),
+    /// The NAT moves a node's mappings to new public ports (NAT-6).
+    NatRebind(crate::natlab::NatRebindStep),
+    /// A puppet behind the NAT advertises its public mapping (NAT-4).
+    NatAdopt(crate::natlab::NatAdoptStep),
     /// Name a resource URI, chosen so that its copies land on given nodes.
     Aor(AorStep),
     /// Register a resource through a node (adapter role, or the IUT
@@ -265,6 +273,8 @@ impl Step {
             Step::Auto(_) => "auto",
             Step::Close(_) => "close",
             Step::Alive(_) => "alive",
+            Step::NatRebind(_) => "nat-rebind",
+            Step::NatAdopt(_) => "nat-adopt",
             Step::Aor(_) => "aor",
             Step::Register(_) => "register",
         }

@@ -194,7 +194,7 @@ pub fn outgoing(cx: &mut Ctx, step: &SendStep, puppet: &Puppet) -> Result<Outgoi
         });
     }
     let to_name = step.to.clone().unwrap_or_else(|| "iut1".to_string());
-    let target = cx.peer_of(&to_name)?;
+    let target = cx.peer_seen_by(&step.from, &to_name)?;
     if let Some(hex) = &step.raw_hex {
         let clean: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
         let bytes = hex::decode(&clean).map_err(|e| Stop::Error(format!("raw_hex: {e}")))?;
@@ -402,7 +402,7 @@ fn expand_raw(
     for p in &pieces {
         if let Piece::Var(v) = p {
             if let Some((kind, name)) = v.split_once(':') {
-                let peer = cx.peer_of(name)?;
+                let peer = cx.peer_seen_by(&step.from, name)?;
                 let val = match kind {
                     "addr" => peer.addr.to_string(),
                     "id" => peer.id.to_string(),

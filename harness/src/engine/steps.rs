@@ -104,6 +104,8 @@ pub async fn run(cx: &mut Ctx, s: &StepAt) -> StepResult {
         Step::View(x) => view(cx, x),
         Step::Auto(x) => auto(cx, x),
         Step::Close(x) => close(cx, x).await,
+        Step::NatRebind(x) => crate::natlab::rebind(cx, x),
+        Step::NatAdopt(x) => crate::natlab::adopt(cx, x),
         Step::Aor(x) => super::resource::aor_step(cx, x),
         Step::Register(x) => super::resource::register_step(cx, x).await,
     }
@@ -170,11 +172,12 @@ async fn wait_ready(cx: &mut Ctx, name: &str, timeout: Duration) -> StepResult {
 }
 
 async fn start(cx: &mut Ctx, s: &StartStep, restart: bool) -> StepResult {
-    let boot = match &s.bootstrap {
-        Some(b) => Some(cx.peer_of(b)?),
-        None => None,
-    };
     for name in s.targets() {
+        // As the node itself will know it (behind a NAT: a relay front).
+        let boot = match &s.bootstrap {
+            Some(b) if *b != name => Some(cx.peer_seen_by(&name, b)?),
+            _ => None,
+        };
         let (role, addr, external, running) = {
             let n = cx
                 .node(&name)
@@ -205,7 +208,7 @@ async fn start(cx: &mut Ctx, s: &StartStep, restart: bool) -> StepResult {
             label: name.clone(),
             addr,
             bootstrap: boot.filter(|b| b.addr != addr).map(|b| b.addr),
-            advertise: None,
+            advertise: cx.nat.as_ref().and_then(|n| n.advertise_of(&name)),
             params: cx.params.clone(),
             data_dir: cx.node(&name).and_then(|n| n.data_dir.clone()),
         };
@@ -366,7 +369,7 @@ fn matcher(cx: &Ctx, s: &ExpectStep) -> Result<Matcher, Stop> {
         Kind::Any
     };
     let from = match &s.from {
-        Some(f) => Some(cx.addr_of(f)?),
+        Some(f) => Some(cx.peer_seen_by(&s.at, f)?.addr),
         None => None,
     };
     Ok(Matcher {
@@ -524,7 +527,7 @@ async fn reply(cx: &mut Ctx, s: &ReplyStep) -> StepResult {
                 let link = link_type(k).ok_or_else(|| Stop::Error(format!("bad link {k}")))?;
                 v.push(Link {
                     link,
-                    peer: cx.peer_of(name)?,
+                    peer: cx.peer_seen_by(&s.at, name)?,
                     expires: cx.params.peer_expires_s.max(1),
                 });
             }
@@ -553,7 +556,7 @@ async fn reply(cx: &mut Ctx, s: &ReplyStep) -> StepResult {
             }
         }
         Some(name) => {
-            let p = cx.peer_of(name)?;
+            let p = cx.peer_seen_by(&s.at, name)?;
             resp.push_contact(build::peer_uri(&p), None);
         }
         None => {}
@@ -612,13 +615,13 @@ async fn wait_until(cx: &mut Ctx, s: &CheckStep) -> StepResult {
 fn view(cx: &mut Ctx, s: &ViewStep) -> StepResult {
     let puppet = cx.puppet(&s.puppet)?;
     let pred = match &s.pred {
-        Some(p) => Some(cx.peer_of(p)?),
+        Some(p) => Some(cx.peer_seen_by(&s.puppet, p)?),
         None => None,
     };
     let succ = s
         .succ
         .iter()
-        .map(|n| cx.peer_of(n))
+        .map(|n| cx.peer_seen_by(&s.puppet, n))
         .collect::<Result<Vec<_>, _>>()?;
     puppet.set_view(View {
         pred,

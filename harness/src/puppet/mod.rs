@@ -139,6 +139,9 @@ struct Shared {
     udp: Arc<UdpSocket>,
     tcp: tokio::sync::Mutex<HashMap<SocketAddr, TcpConn>>,
     counter: AtomicU32,
+    /// The address `udp` is bound to: the identity's, unless the puppet
+    /// advertises another one ([`Puppet::advertise`]).
+    sock: SocketAddr,
     store: Mutex<store::Store>,
 }
 
@@ -209,6 +212,7 @@ impl Puppet {
             udp,
             tcp: tokio::sync::Mutex::new(HashMap::new()),
             counter: AtomicU32::new(0),
+            sock: addr,
             store: Mutex::new(store::Store::default()),
         });
         let task = tokio::spawn(udp_loop(shared.clone()));
@@ -221,6 +225,19 @@ impl Puppet {
 
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// The address its UDP socket is bound to.
+    pub fn socket_addr(&self) -> SocketAddr {
+        self.shared.sock
+    }
+
+    /// Advertises `addr` instead of its socket's address: its Peer-ID,
+    /// Peer URI and Via sent-by use it, and its inbox records it as the
+    /// address messages were sent to (a NAT relay's front, or a public
+    /// mapping the puppet learned). Packets still leave from its socket.
+    pub fn advertise(&self, addr: SocketAddr) {
+        lock(&self.shared.identity).peer = Peer::at(addr);
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -409,7 +426,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn send_udp(shared: &Shared, to: SocketAddr, bytes: &[u8]) -> std::io::Result<()> {
-    let from = lock(&shared.identity).peer.addr;
+    let from = shared.sock;
     shared
         .rec
         .packet(Dir::Sent, from, to, Transport::Udp, bytes);
@@ -417,7 +434,7 @@ async fn send_udp(shared: &Shared, to: SocketAddr, bytes: &[u8]) -> std::io::Res
 }
 
 async fn open_tcp(shared: Arc<Shared>, to: SocketAddr) -> std::io::Result<TcpConn> {
-    let ip = lock(&shared.identity).peer.addr.ip();
+    let ip = shared.sock.ip();
     let sock = match to {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -493,7 +510,7 @@ async fn udp_loop(shared: Arc<Shared>) {
         let me = lock(&shared.identity).peer.addr;
         shared
             .rec
-            .packet(Dir::Received, from, me, Transport::Udp, bytes);
+            .packet(Dir::Received, from, shared.sock, Transport::Udp, bytes);
         let idx = shared.inbox.push(from, me, Transport::Udp, bytes);
         if let Some(resp) = auto_answer(&shared, idx) {
             shared.inbox.mark_auto(idx);
