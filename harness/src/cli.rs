@@ -37,6 +37,9 @@ pub enum Command {
         after_help = "Exit codes: 0 compliant, 1 non-compliant, 2 could not run."
     )]
     Run(Box<cmd::run::Args>),
+    /// Judge captures offline (`check`) and replay them against an IUT (`replay`).
+    #[command(subcommand)]
+    Pcap(cmd::pcap::PcapCommand),
     /// The reference node, in-process (the arguments of `p2psip-node`).
     #[command(hide = true, disable_help_flag = true)]
     Node(cmd::node::Args),
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Id(c) => cmd::id::run(c),
         Command::Vectors(c) => cmd::vectors::run(c),
         Command::Run(args) => cmd::run::run(*args),
+        Command::Pcap(c) => cmd::pcap::run(c),
         Command::StubPeer(args) => cmd::stub::run(args),
         // The reference node keeps its own exit-code policy.
         Command::Node(args) => return cmd::node::run(args),

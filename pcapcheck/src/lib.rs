@@ -35,7 +35,8 @@ second thread.
 Layers: [`engine`] (the pass and its state), [`pipeline`] (the two-thread
 pass), [`catalogue`] (requirements
 and check families), [`model`] (findings and results), [`shape`] (the
-structural summary of a response, for replay), [`report`] (to the report
+structural summary of a response), [`replay`] (the capture side of
+`pcap replay`), [`report`] (to the report
 model), [`cli`] (the `pcap check` arguments and exit codes).
 */
 
@@ -46,6 +47,7 @@ mod hash;
 pub mod model;
 pub mod options;
 pub mod pipeline;
+pub mod replay;
 pub mod report;
 pub mod shape;
 mod sink;

@@ -1,0 +1,261 @@
+//! `p2psip pcap check` and `p2psip pcap replay` on the committed sample
+//! captures (vectors/pcap): verdicts, exit codes, reports, and that a
+//! replay reaps every instance it started.
+
+#[allow(dead_code)]
+#[path = "harness/util.rs"]
+mod util;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use util::*;
+
+/// The samples' timers (vectors/pcap/README.md).
+const TIMERS: &[&str] = &[
+    "--t1-ms",
+    "50",
+    "--stabilize-ms",
+    "1000",
+    "--keepalive-ms",
+    "2000",
+];
+
+/// The client of the sample scenario that queries one peer every 50 ms.
+const CLIENT: &str = "127.119.200.253:50361";
+
+fn sample(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../vectors/pcap")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn check(file: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["pcap", "check", file];
+    args.extend_from_slice(TIMERS);
+    args.extend_from_slice(extra);
+    p2psip(&args, Duration::from_secs(60))
+}
+
+#[test]
+fn check_a_clean_sample_is_compliant_and_writes_every_report() {
+    let d = Dir::new();
+    let dir = d.join("report");
+    let o = check(&sample("clean.pcap"), &["--report", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("886 SIP messages"), "{out}");
+    assert!(out.contains("COMPLIANT"), "{out}");
+    for f in ["report.json", "junit.xml", "summary.md", "report.html"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let json: Value = serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap())
+        .expect("report.json is JSON");
+    assert_eq!(json["summary"]["verdict"], "compliant", "{json}");
+}
+
+#[test]
+fn check_fault_samples_fail_naming_the_requirement_and_the_frame() {
+    for (file, req, frame) in [
+        ("wrong-302.pcap", "QUERY-2", 34),
+        ("upper-hex.pcap", "ID-1", 1),
+        ("ignore-rport.pcap", "NAT-2", 13),
+        ("no-id-check.pcap", "ID-7", 241),
+    ] {
+        let d = Dir::new();
+        let dir = d.join("report");
+        let o = check(&sample(file), &["--report", dir.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{file}: {}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("NON-COMPLIANT"), "{file}: {out}");
+        let finding = format!("frame {frame}");
+        let line = out
+            .lines()
+            .find(|l| l.contains(req) && l.contains(&finding))
+            .unwrap_or_else(|| panic!("{file}: no {req} finding at {finding}:\n{out}"));
+        assert!(!line.is_empty());
+        // The reports say it too.
+        let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        assert!(md.contains(req), "{file}: summary.md without {req}");
+        let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+        assert!(
+            junit.contains(&finding),
+            "{file}: junit.xml without {finding}"
+        );
+    }
+}
+
+#[test]
+fn check_refuses_what_is_not_a_capture_with_exit_2() {
+    let d = Dir::new();
+    let garbage = d.write("garbage.pcap", "this is not a capture at all\n");
+    let o = p2psip(
+        &["pcap", "check", garbage.to_str().unwrap()],
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot read") && err.contains("not a pcap or pcapng file"),
+        "{err}"
+    );
+    let empty = d.write("empty.pcap", "");
+    let o = p2psip(
+        &["pcap", "check", empty.to_str().unwrap()],
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let missing = d.join("missing.pcap");
+    let o = p2psip(
+        &["pcap", "check", missing.to_str().unwrap()],
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot open"),
+        "{}",
+        text(&o)
+    );
+    let o = p2psip(
+        &["pcap", "replay", garbage.to_str().unwrap()],
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a pcap or pcapng file"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn replay_of_an_endpoint_the_capture_does_not_hold_exits_2_listing_the_senders() {
+    let o = p2psip(
+        &[
+            "pcap",
+            "replay",
+            &sample("clean.pcap"),
+            "--as",
+            "10.9.9.9:5060",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("10.9.9.9:5060 sent no request") && err.contains(CLIENT),
+        "{err}"
+    );
+}
+
+/// The summary line of a replay: (alike, explained, different).
+fn tally(out: &str) -> (usize, usize, usize) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("ALIKE:") || l.starts_with("DIFFERENT:"))
+        .unwrap_or_else(|| panic!("no summary line:\n{out}"));
+    let n: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (n[0], n[1], n[2])
+}
+
+#[test]
+fn replay_of_the_clean_sample_against_the_reference_node_differs_only_in_explained_ways() {
+    let d = Dir::new();
+    let dir = d.join("report");
+    let o = p2psip(
+        &[
+            "pcap",
+            "replay",
+            &sample("clean.pcap"),
+            "--as",
+            CLIENT,
+            "--report",
+            dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (alike, explained, differ) = tally(&out);
+    assert_eq!(differ, 0, "{out}");
+    // The 68 queries of the client, most answered exactly as recorded;
+    // the rest while the captured overlay was still changing.
+    assert_eq!(alike + explained, 68, "{out}");
+    assert!(alike >= 34, "{out}");
+    assert!(out.contains("replayed 68 request(s) of 127.119.200.253:50361 to 127.119.200.2:53467"));
+    for f in [
+        "report.json",
+        "junit.xml",
+        "summary.md",
+        "report.html",
+        "replay.pcap",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["summary"]["verdict"], "compliant", "{json}");
+}
+
+#[test]
+fn replay_with_the_default_endpoint_picks_the_busiest_sender() {
+    let o = p2psip(
+        &["pcap", "replay", &sample("clean.pcap")],
+        Duration::from_secs(120),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        out.contains("of 127.119.200.2:53467 to 127.119.200.3:60887"),
+        "{out}"
+    );
+    assert_eq!(tally(&out).2, 0, "{out}");
+}
+
+/// An IUT file: the reference node with `fault`, through a shell that
+/// records its pid.
+fn faulty_iut(d: &Dir, fault: &str) -> PathBuf {
+    let script = format!(
+        "echo $$ >> PIDS; exec {P2PSIP} node --listen {{ip}}:{{port}} --bootstrap '{{bootstrap}}' \
+         --overlay {{overlay}} --stabilize-ms {{stabilize_ms}} --fix-fingers-ms {{fix_fingers_ms}} \
+         --keepalive-ms {{keepalive_ms}} --t1-ms {{t1_ms}} --expires-s {{expires_s}} \
+         --peer-expires-s {{expires_s}} --successors {{successors}} --fault {fault}"
+    );
+    d.shell_iut(&format!("{fault}.toml"), &script)
+}
+
+#[test]
+fn replay_against_faulty_nodes_reports_the_differences_and_reaps_them() {
+    for (fault, expect) in [
+        ("wrong-302", "redirects to 127.119.200.105:53529"),
+        ("upper-hex", "upper-case hex digits in an ID (ID-1)"),
+    ] {
+        let d = Dir::new();
+        let iut = faulty_iut(&d, fault);
+        let o = p2psip(
+            &[
+                "pcap",
+                "replay",
+                &sample("clean.pcap"),
+                "--as",
+                CLIENT,
+                "--iut",
+                iut.to_str().unwrap(),
+            ],
+            Duration::from_secs(120),
+        );
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{fault}: {}", text(&o));
+        assert!(out.contains(expect), "{fault}: {out}");
+        assert!(tally(&out).2 > 0, "{fault}: {out}");
+        let pids = d.pids();
+        assert_eq!(pids.len(), 1, "{fault}: {pids:?}");
+        assert_gone(&pids);
+    }
+}
