@@ -58,10 +58,19 @@ fn push_entry<'a, 'v>(
     out: &'v mut Vec<Header<'a>>,
     make: impl FnOnce() -> Header<'a>,
 ) -> &'v mut Header<'a> {
-    out.extend(std::iter::once_with(make));
-    match out.last_mut() {
-        Some(entry) => entry,
-        None => unreachable!("an entry was just appended"),
+    if out.len() == out.capacity() {
+        out.reserve(1);
+    }
+    let len = out.len();
+    let entry: *mut Header<'a> = out.spare_capacity_mut()[0].write(make());
+    // SAFETY: the element at `len`, the first of the spare capacity, was
+    // just written, so the first `len + 1` elements are initialised. The
+    // pointer is to that element, which stays where it is (no
+    // reallocation happens while the borrow of `out` it is returned
+    // under lasts).
+    unsafe {
+        out.set_len(len + 1);
+        &mut *entry
     }
 }
 
@@ -594,7 +603,7 @@ pub(crate) fn dht_link_list<'a>(
 /// `SEMI generic-param` spelled exactly `;name=value` (as senders write
 /// it), the value a token: the value and the rest after it.
 #[inline(always)]
-fn plain_param<'a>(i: &'a [u8], semi_name_equal: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+pub(crate) fn plain_param<'a>(i: &'a [u8], semi_name_equal: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
     let v = i.strip_prefix(semi_name_equal)?;
     match lex::span(v, &lex::GEN_VALUE) {
         0 => None,
@@ -604,7 +613,10 @@ fn plain_param<'a>(i: &'a [u8], semi_name_equal: &[u8]) -> Option<(&'a [u8], &'a
 
 /// A number value of [`plain_param`], all digits.
 #[inline(always)]
-fn plain_number(v: &[u8]) -> Option<u32> {
+pub(crate) fn plain_number(v: &[u8]) -> Option<u32> {
+    if v.len() <= 9 {
+        return lex::short_number(v);
+    }
     if !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -620,7 +632,7 @@ fn plain_number(v: &[u8]) -> Option<u32> {
 /// which the general parameter rules read.
 #[inline]
 #[allow(clippy::type_complexity)]
-fn via_params(i: &[u8]) -> Option<(&[u8], Rport, Option<IpAddr>, &[u8])> {
+pub(crate) fn via_params(i: &[u8]) -> Option<(&[u8], Rport, Option<IpAddr>, &[u8])> {
     let (branch, mut rest) = plain_param(i, b";branch=")?;
     let mut rport = Rport::Absent;
     if let Some(after) = rest.strip_prefix(b";rport") {
@@ -656,7 +668,7 @@ fn via_params(i: &[u8]) -> Option<(&[u8], Rport, Option<IpAddr>, &[u8])> {
 /// one go: the link type, the expiry and the rest. None for anything else,
 /// which the general parameter rules read.
 #[inline]
-fn link_params(i: &[u8], legacy: bool) -> Option<(LinkType, u32, &[u8])> {
+pub(crate) fn link_params(i: &[u8], legacy: bool) -> Option<(LinkType, u32, &[u8])> {
     let (link, rest) = plain_param(i, b";link=")?;
     let link = link_type(link, legacy)?;
     let (expires, rest) = plain_param(rest, b";expires=")?;
@@ -669,6 +681,7 @@ fn link_params(i: &[u8], legacy: bool) -> Option<(LinkType, u32, &[u8])> {
 
 /// `TYPE DEPTH`: `P`/`S`/`F` (any case) and a decimal depth, F below 160.
 /// The legacy profile allows a bare type (depth 1).
+#[inline]
 fn link_type(v: &[u8], legacy: bool) -> Option<LinkType> {
     let (&letter, digits) = v.split_first()?;
     let kind = match letter.to_ascii_uppercase() {
@@ -680,10 +693,10 @@ fn link_type(v: &[u8], legacy: bool) -> Option<LinkType> {
     if digits.is_empty() {
         return (legacy && kind != LinkKind::F).then_some(LinkType { kind, depth: 1 });
     }
-    if digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.len() > 3 {
         return None;
     }
-    let depth = digits.iter().fold(0u32, |n, d| n * 10 + (d - b'0') as u32);
+    let depth = lex::short_number(digits)?;
     let max = if kind == LinkKind::F { 159 } else { 255 };
     (depth <= max).then_some(LinkType {
         kind,

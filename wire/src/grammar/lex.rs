@@ -341,6 +341,23 @@ pub(crate) fn number_max(i: &[u8], max: u32) -> Res<'_, u32> {
     Ok((&i[len..], n as u32))
 }
 
+/// `1*DIGIT` of at most nine digits (so it cannot overflow), all of `v`.
+#[inline(always)]
+pub(crate) fn short_number(v: &[u8]) -> Option<u32> {
+    if v.is_empty() || v.len() > 9 {
+        return None;
+    }
+    let mut n = 0u32;
+    for b in v {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u32::from(d);
+    }
+    Some(n)
+}
+
 /// `port = 1*DIGIT`, at most 65535.
 #[inline]
 pub(crate) fn port(i: &[u8]) -> Res<'_, u16> {

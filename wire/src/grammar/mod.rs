@@ -12,18 +12,21 @@ message-header =  header-name HCOLON header-value CRLF
 ```
 
 A header line runs to the first line end not followed by white space (a
-fold, RFC 3261 §7.3.1). The parser reads what is there; `validate` then
-records every departure from the senders' rules, and the mode decides which
-ones are errors.
+fold, RFC 3261 §7.3.1). The parser reads what is there; `check` records
+every departure from the senders' rules, each header's as it is parsed and
+the whole message's at the end, and the mode decides which ones are errors.
 
 The parse is made to cost little per byte and nothing per header: one pass
 over the head (`scan`) finds its lines, sizes the header list (the one
-allocation) and checks that it is text, so no slice is checked again; each
-header value is built in place in the list; the rules scan bytes by hand
-(one function per rule, as nom's rules are) and read the forms senders emit
-in one go before falling back to the general grammar.
+allocation) and checks that it is text, so no slice is checked again; a
+header value in the exact form senders emit is read to local values and
+stored with one write (`fast`), any other is built in place in the list by
+the general rules; the rules scan bytes by hand (one function per rule, as
+nom's rules are).
 */
 
+mod check;
+mod fast;
 pub(crate) mod header;
 pub(crate) mod lex;
 mod scan;
@@ -33,13 +36,11 @@ use header::push;
 use scan::Head;
 
 use std::borrow::Cow;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use crate::error::{Deviation, ErrorKind, ParseError, Warnings};
 use crate::framer::{Frame, Framer};
-use crate::message::{
-    Contact, DhtPeerId, Header, Host, IdentityHeader, Message, Peer, StartLine, Uri,
-};
+use crate::message::{Header, IdentityHeader, Message, Peer, StartLine, Uri};
 use crate::profile::{ParseOptions, Profile, Transport};
 
 /// A parsed message, the deviations it showed, and how many input bytes
@@ -66,6 +67,10 @@ pub(crate) struct Cx<'a> {
     pub(crate) failure: Option<ErrorKind>,
     /// The value of the first Content-Length header.
     pub(crate) content_length: Option<u32>,
+    /// Whether Peer URIs' IDs are checked against their addresses (ID-2).
+    pub(crate) verify: bool,
+    /// The headers seen, for the checks of the whole message.
+    pub(crate) tally: check::Tally,
 }
 
 impl<'a> Cx<'a> {
@@ -78,6 +83,8 @@ impl<'a> Cx<'a> {
             profile,
             failure: None,
             content_length: None,
+            verify: false,
+            tally: check::Tally::default(),
         }
     }
 
@@ -158,6 +165,7 @@ pub fn parse(input: &[u8], opts: ParseOptions) -> Result<Parsed<'_>, ParseError>
         return Err(ParseError::new(opts.max_size, ErrorKind::TooLarge));
     }
     let mut cx = Cx::new(input, opts.profile);
+    cx.verify = opts.verify_peer_ids;
     message(&mut cx, input, opts)
 }
 
@@ -289,7 +297,7 @@ fn message<'a>(
         headers,
         body: Cow::Borrowed(body),
     };
-    validate(cx, &msg, pos, declared.is_some(), opts);
+    check::message(cx, &msg, pos, declared.is_some(), opts);
     if let Some((d, offset)) = cx.warnings.first_refused(opts.strict) {
         return Err(ParseError::new(offset, ErrorKind::Deviation(d)));
     }
@@ -537,6 +545,20 @@ fn header_line<'a>(
             trim_value(value)
         }
     };
+    // The forms senders emit first, checked as they are read.
+    let start = out.len();
+    let fast = match kind {
+        Name::Via => fast::via(cx, value, out),
+        Name::From => fast::from_to(cx, value, out, check::FROM, Header::From),
+        Name::To => fast::from_to(cx, value, out, check::TO, Header::To),
+        Name::Contact => fast::contact(cx, value, out),
+        Name::DhtPeerId => fast::dht_peer_id(cx, value, IdentityHeader::PeerId, out),
+        Name::DhtLink => fast::dht_link(cx, value, out),
+        _ => false,
+    };
+    if fast {
+        return Ok(());
+    }
     let result = match kind {
         Name::Via => header::via_list(cx, value, out),
         Name::From => header::from_to(cx, value, out, Header::From),
@@ -593,7 +615,11 @@ fn header_line<'a>(
             .take()
             .unwrap_or(ErrorKind::HeaderValue(kind.label()));
         ParseError::new(cx.offset(at), kind)
-    })
+    })?;
+    for (index, h) in out.iter().enumerate().skip(start) {
+        check::entry(cx, h, index);
+    }
+    Ok(())
 }
 
 /// The value after HCOLON without leading LWS or trailing white space.
@@ -605,245 +631,6 @@ fn trim_value(v: &[u8]) -> &[u8] {
 
 fn is_lws_byte(b: &u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
-}
-
-/// Records the departures from the senders' rules that only the whole
-/// message shows (WIRE-1, WIRE-2, WIRE-3, WIRE-4, WIRE-5, ID-2), in one
-/// pass over the headers.
-fn validate(
-    cx: &mut Cx<'_>,
-    msg: &Message<'_>,
-    body_at: usize,
-    has_length: bool,
-    opts: ParseOptions,
-) {
-    let at_end = &cx.base[body_at.min(cx.base.len())..];
-    let mut counts = [0u8; 7];
-    let mut dht_ids = 0;
-    let mut vias = 0;
-    let mut top_via = None;
-    let mut from = None;
-    let mut cseq = None;
-    let mut requires_dht = false;
-    let mut supports_dht = false;
-    for h in &msg.headers {
-        // Counted below: the single headers, by slot. The Peer URIs' own
-        // checks (WIRE-3, WIRE-4, WIRE-5, ID-2) run as the headers come;
-        // they record other deviations than the counts.
-        let slot = match h {
-            Header::From(f) => {
-                from.get_or_insert(f);
-                if has_peer_id(&f.addr.uri) {
-                    check_addr_peer_uri(cx, &f.addr.uri, opts);
-                }
-                0
-            }
-            Header::To(t) => {
-                if has_peer_id(&t.addr.uri) {
-                    check_addr_peer_uri(cx, &t.addr.uri, opts);
-                }
-                1
-            }
-            Header::CallId(_) => 2,
-            Header::CSeq(c) => {
-                cseq.get_or_insert(c);
-                3
-            }
-            Header::MaxForwards(_) => 4,
-            Header::Expires(_) => 5,
-            Header::ContentLength(_) => 6,
-            Header::Via(v) => {
-                vias += 1;
-                top_via.get_or_insert(v);
-                continue;
-            }
-            Header::DhtPeerId(d) => {
-                check_dht_peer_id(cx, d, opts);
-                dht_ids += 1;
-                continue;
-            }
-            Header::DhtLink(l) => {
-                let at = offset_of_uri(cx, &l.addr.uri);
-                match l.expires {
-                    None => cx.warnings.record(Deviation::LinkWithoutExpires, at),
-                    Some(0) => cx.warnings.record(Deviation::LinkExpired, at),
-                    Some(_) => {}
-                }
-                check_peer_uri(
-                    cx,
-                    &l.addr.uri,
-                    at,
-                    Deviation::LinkWithoutId,
-                    opts.verify_peer_ids,
-                );
-                continue;
-            }
-            Header::Contact(Contact::Addr(c)) => {
-                if has_peer_id(&c.addr.uri) {
-                    check_addr_peer_uri(cx, &c.addr.uri, opts);
-                }
-                continue;
-            }
-            // Option tags compare case-insensitively (WIRE-2).
-            Header::Require(t) => {
-                requires_dht |= t.eq_ignore_ascii_case("dht");
-                continue;
-            }
-            Header::Supported(t) => {
-                supports_dht |= t.eq_ignore_ascii_case("dht");
-                continue;
-            }
-            _ => continue,
-        };
-        counts[slot] = counts[slot].saturating_add(1);
-    }
-    // WIRE-1: the mandatory headers, once each.
-    if vias == 0 || counts[..4].contains(&0) {
-        cx.deviate(Deviation::MissingMandatoryHeader, at_end);
-    }
-    if counts.iter().any(|c| *c > 1) {
-        cx.deviate(Deviation::DuplicateHeader, at_end);
-    }
-    // A body longer than Content-Length is fine on UDP (the rest is
-    // dropped); a shorter one never reaches here (BodyTruncated).
-    match (has_length, opts.transport) {
-        (true, _) => {}
-        (false, Some(Transport::Tcp)) => {
-            cx.deviate(Deviation::MissingContentLengthOnStream, at_end)
-        }
-        (false, _) => cx.deviate(Deviation::MissingContentLength, at_end),
-    }
-    if let Some(via) = top_via {
-        match via.branch.as_deref() {
-            None => cx.deviate(Deviation::MissingBranch, at_end),
-            Some(b) if !b.starts_with("z9hG4bK") => {
-                let at = offset_of(cx, b);
-                cx.warnings.record(Deviation::BranchWithoutCookie, at);
-            }
-            Some(_) => {}
-        }
-    }
-    if let StartLine::Request { method, .. } = &msg.start {
-        if counts[4] == 0 {
-            cx.deviate(Deviation::MissingMaxForwards, at_end);
-        }
-        if from.is_some_and(|f| f.tag.is_none()) {
-            cx.deviate(Deviation::MissingFromTag, at_end);
-        }
-        if cseq.is_some_and(|c| c.method != *method) {
-            cx.deviate(Deviation::CSeqMethodMismatch, at_end);
-        }
-    }
-
-    // WIRE-2 / WIRE-4: what makes a message P2P, and what it must carry.
-    let p2p = match msg.start {
-        StartLine::Request { .. } => requires_dht || dht_ids > 0,
-        StartLine::Response { .. } => supports_dht || dht_ids > 0,
-    };
-    if p2p {
-        if msg.is_request() && !requires_dht {
-            cx.deviate(Deviation::MissingRequireDht, at_end);
-        }
-        if !supports_dht {
-            cx.deviate(Deviation::MissingSupportedDht, at_end);
-        }
-        if dht_ids == 0 {
-            cx.deviate(Deviation::MissingDhtPeerId, at_end);
-        }
-    }
-    if dht_ids > 1 {
-        cx.deviate(Deviation::DuplicateDhtPeerId, at_end);
-    }
-}
-
-/// WIRE-4 for one DHT-PeerID.
-fn check_dht_peer_id(cx: &mut Cx<'_>, d: &DhtPeerId<'_>, opts: ParseOptions) {
-    let at = offset_of_uri(cx, &d.addr.uri);
-    let needs_dht = cx.profile == Profile::DsipChord;
-    if d.algorithm.is_none() || d.overlay.is_none() || (needs_dht && d.dht.is_none()) {
-        cx.warnings.record(Deviation::DhtPeerIdMissingParam, at);
-    }
-    if d.algorithm
-        .as_deref()
-        .is_some_and(|a| !a.eq_ignore_ascii_case("sha1"))
-    {
-        cx.warnings.record(Deviation::UnknownDhtOrAlgorithm, at);
-    }
-    if let Some(dht) = d.dht.as_deref() {
-        check_dht_token(cx, dht, at);
-    }
-    check_peer_uri(
-        cx,
-        &d.addr.uri,
-        at,
-        Deviation::DhtPeerIdWithoutId,
-        opts.verify_peer_ids,
-    );
-}
-
-/// WIRE-3 and ID-2 for a To, From or Contact URI that carries a Peer-ID.
-fn check_addr_peer_uri(cx: &mut Cx<'_>, uri: &Uri<'_>, opts: ParseOptions) {
-    let at = offset_of_uri(cx, uri);
-    check_peer_uri(cx, uri, at, Deviation::LinkWithoutId, opts.verify_peer_ids);
-}
-
-fn check_dht_token(cx: &mut Cx<'_>, dht: &str, at: usize) {
-    let known = dht.eq_ignore_ascii_case("Chord1.0");
-    let legacy = dht.eq_ignore_ascii_case("ChordIter1.0");
-    match cx.profile {
-        Profile::DsipChord if legacy => cx.warnings.record(Deviation::LegacyDhtToken, at),
-        _ if known || legacy => {}
-        _ => cx.warnings.record(Deviation::UnknownDhtOrAlgorithm, at),
-    }
-}
-
-/// WIRE-3 and ID-2 for a URI that names a peer: it has an ID, a port, and
-/// the ID is the one of its own address. A host of 0.0.0.0 names only a
-/// key (a query, PROFILE §4), so it is not checked.
-fn check_peer_uri(cx: &mut Cx<'_>, uri: &Uri<'_>, at: usize, missing: Deviation, verify: bool) {
-    if !has_peer_id(uri) {
-        cx.warnings.record(missing, at);
-        return;
-    }
-    let ip = match uri.host {
-        Host::V4(a) if a == Ipv4Addr::UNSPECIFIED => return,
-        Host::V4(a) => IpAddr::V4(a),
-        Host::V6(a) => IpAddr::V6(a),
-        Host::Domain(_) => return,
-    };
-    let port = match uri.port {
-        Some(p) => p,
-        None => {
-            cx.warnings.record(Deviation::PeerUriWithoutPort, at);
-            5060
-        }
-    };
-    if verify && Some(cx.profile.peer_id(ip, port)) != uri.peer_id() {
-        cx.warnings.record(Deviation::PeerIdNotOfAddress, at);
-    }
-}
-
-/// `uri.peer_id().is_some()`, without decoding a Node URI's ID when the
-/// parameter is there.
-#[inline]
-fn has_peer_id(uri: &Uri<'_>) -> bool {
-    uri.params.peer_id.is_some() || uri.peer_id().is_some()
-}
-
-/// The offset of a field borrowed from the input (the end when it was
-/// not borrowed).
-fn offset_of(cx: &Cx<'_>, s: &str) -> usize {
-    cx.offset(s.as_bytes())
-}
-
-fn offset_of_uri(cx: &Cx<'_>, uri: &Uri<'_>) -> usize {
-    match &uri.host {
-        Host::Domain(Cow::Borrowed(d)) => offset_of(cx, d),
-        _ => uri
-            .user
-            .as_deref()
-            .map_or(cx.base.len(), |u| offset_of(cx, u)),
-    }
 }
 
 /// A peer named by a URI, when the URI carries an ID and an IP host.

@@ -324,7 +324,7 @@ pub(crate) fn ipv4_address(s: &[u8]) -> Option<Ipv4Addr> {
 /// where the address must end (a part of four digits, a leading zero),
 /// since such a text cannot be an address at all.
 #[inline(always)]
-fn ipv4_prefix(s: &[u8]) -> Option<(Ipv4Addr, usize)> {
+pub(crate) fn ipv4_prefix(s: &[u8]) -> Option<(Ipv4Addr, usize)> {
     let (a, at) = ipv4_part(s, 0)?;
     let (b, at) = ipv4_part(s, ipv4_dot(s, at)?)?;
     let (c, at) = ipv4_part(s, ipv4_dot(s, at)?)?;
@@ -544,7 +544,7 @@ fn uri_parameter_list<'a>(
 /// The ID at the start of a parameter value when the value is exactly 40
 /// hex digits.
 #[inline(always)]
-fn hex_id_value(v: &[u8]) -> Option<(Id, HexCase)> {
+pub(crate) fn hex_id_value(v: &[u8]) -> Option<(Id, HexCase)> {
     let digits = v.get(..40)?;
     if v.get(40).is_some_and(|b| PARAMCHAR[*b as usize]) {
         return None;
