@@ -132,6 +132,38 @@ fn check_refuses_what_is_not_a_capture_with_exit_2() {
 }
 
 #[test]
+fn check_of_hostile_captures_gives_clear_messages() {
+    let d = Dir::new();
+    let clean = std::fs::read(sample("clean.pcap")).unwrap();
+    // Truncated inside a record: judged up to there, the cut reported.
+    let cut = d.join("cut.pcap");
+    std::fs::write(&cut, &clean[..50_000]).unwrap();
+    let o = check(cut.to_str().unwrap(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("TruncatedFile: the file is truncated after frame"),
+        "{out}"
+    );
+    assert!(out.contains("1 warned"), "{out}");
+    // An absurd snaplen and a first record of 2 GB: nothing readable.
+    let mut bad = clean[..2000].to_vec();
+    bad[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+    bad[32..36].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let bad_file = d.join("bad.pcap");
+    std::fs::write(&bad_file, &bad).unwrap();
+    let o = check(bad_file.to_str().unwrap(), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("BlockTooLarge"), "{out}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no SIP message in the capture"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn replay_of_an_endpoint_the_capture_does_not_hold_exits_2_listing_the_senders() {
     let o = p2psip(
         &[

@@ -2,8 +2,9 @@
 `p2psip pcap check FILE`: the arguments (a clap [`Args`](clap::Args)
 struct the harness binary flattens into its subcommand) and the run, with
 the exit-code policy of `p2psip run`: `Ok(0)` compliant (no MUST
-violation), `Ok(1)` non-compliant, `Err` when the capture cannot be read
-or the report cannot be written (the binary exits 2).
+violation), `Ok(1)` non-compliant, `Err` when the capture cannot be read,
+holds no SIP message at all, or the report cannot be written (the binary
+exits 2).
 */
 
 use std::io::{self, BufReader, Read, Write};
@@ -145,6 +146,14 @@ pub fn run_check_to(args: &PcapCheckArgs, out: &mut dyn Write) -> anyhow::Result
     }
     print_text(&analysis, args, out)?;
     writeln!(out, "{}", report.summary)?;
+    // As with `p2psip run`, nothing judged is not a pass.
+    if analysis.counters.messages == 0 {
+        anyhow::bail!(
+            "{}: no SIP message in the capture ({} frames read): nothing to judge",
+            args.file.display(),
+            analysis.capture.frames
+        );
+    }
     Ok(report.exit_code())
 }
 

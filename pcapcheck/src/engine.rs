@@ -47,6 +47,9 @@ const MAX_CHAINS: usize = 100_000;
 const MAX_CHAIN_HOPS: usize = 64;
 const MAX_CAPTURE_PROBLEMS: usize = 100;
 const MAX_VERIFIED_PER_PEER: usize = 4096;
+/// Pairs of addresses seen exchanging messages (QUERY-7 on partial
+/// captures), and pairs with held QUERY-7 findings.
+const MAX_TALK_PAIRS: usize = 200_000;
 /// How late a timer may fire on a loaded machine (TXN-1 judgements).
 const SLACK: Ns = 40 * MS;
 
@@ -95,6 +98,8 @@ struct LinkRef {
     depth: u8,
     id: Id,
     expires: Option<u32>,
+    /// The address its Peer URI names.
+    addr: Option<SocketAddr>,
 }
 
 /// One direction a request travelled (two when a NAT relay is captured on
@@ -288,6 +293,24 @@ pub struct Checker {
     /// Last time the membership changed: a new peer, a join or leave
     /// answered 200, a peer found silent.
     last_change: Ns,
+    /// Address pairs (lower first) the capture shows exchanging a message.
+    talked: FxMap<(SocketAddr, SocketAddr), ()>,
+    talked_full: bool,
+    /// QUERY-7 findings held until the end, by (responder, linked peer)
+    /// address pair: they stand only if the capture shows the two ever
+    /// exchanging a message (else it does not see their traffic).
+    unverified: FxMap<(SocketAddr, SocketAddr), HeldReports>,
+}
+
+/// QUERY-7 reports of one pair, held until the end.
+#[derive(Default)]
+struct HeldReports {
+    count: u64,
+    kept: Vec<Finding>,
+}
+
+fn ordered(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+    if a <= b { (a, b) } else { (b, a) }
 }
 
 impl Checker {
@@ -321,6 +344,9 @@ impl Checker {
             links: Vec::with_capacity(64),
             peers_full_noted: false,
             last_change: Ns::MIN,
+            talked: FxMap::default(),
+            talked_full: false,
+            unverified: FxMap::default(),
         }
     }
 
@@ -364,6 +390,15 @@ impl Checker {
         }
     }
 
+    /// No membership change for C-G6's convergence bound,
+    /// (ceil(log2 N) + 3)·T + Timer F: the ring is taken as converged.
+    fn quiet(&self, now: Ns) -> bool {
+        let n = self.peers.len().max(2) as u32;
+        let log2n = 32 - (n - 1).leading_zeros();
+        let window = (self.opts.stabilize * (log2n + 3) + self.opts.timer_f()).as_nanos() as Ns;
+        now - self.last_change > window
+    }
+
     /// ID-2 of an address, computed once per address.
     fn id2(&mut self, addr: SocketAddr) -> Id {
         let profile = self.opts.profile;
@@ -394,6 +429,14 @@ impl Checker {
     fn message(&mut self, at: &At, raw: &[u8]) {
         self.clock(at.ts);
         self.counters.messages += 1;
+        let pair = ordered(at.src, at.dst);
+        if !self.talked.contains_key(&pair) {
+            if self.talked.len() < MAX_TALK_PAIRS {
+                self.talked.insert(pair, ());
+            } else {
+                self.talked_full = true;
+            }
+        }
         self.counters.message_bytes += raw.len() as u64;
         let judged = self.opts.judges(at.src);
         if !judged {
@@ -1207,6 +1250,7 @@ impl Checker {
                     depth: l.link.depth,
                     id,
                     expires: l.expires,
+                    addr: l.addr.uri.socket_addr(),
                 });
             }
         }
@@ -1372,9 +1416,13 @@ impl Checker {
         }
         if let Some(p) = p1 {
             self.sink.judged(Req::Cl2);
+            // A P1 inside (R, S1) is a legitimate transient while the ring
+            // converges (a notify is adopted when P1 is NULL, whatever S1
+            // says): judged, like C-Q3, only on a quiet ring.
+            let quiet = self.quiet(ns(at.ts));
             let bad = if p == r.id {
                 Some("P1 is the responder itself")
-            } else if s1.is_some_and(|s| p != s && p.in_open(&r.id, &s)) {
+            } else if quiet && s1.is_some_and(|s| p != s && p.in_open(&r.id, &s)) {
                 Some("P1 lies between the responder and its S1")
             } else {
                 None
@@ -1439,7 +1487,7 @@ impl Checker {
             self.sink.judged(Req::Query7);
         }
         for l in unverified {
-            self.sink.violation(Req::Query7, at, raw, None, || {
+            let describe = || {
                 texts(
                     format!(
                         "reports {}{} {} without a successful transaction with it in the capture",
@@ -1454,7 +1502,33 @@ impl Checker {
                         short(&l.id)
                     ),
                 )
+            };
+            // Held until the end unless the capture already showed the two
+            // talking: a capture that never shows their traffic (taken at
+            // one host, or the harness's own per-case capture) cannot
+            // tell whether they completed a transaction.
+            let pair = l.addr.map(|x| ordered(at.src, x));
+            let hold = pair.filter(|p| {
+                !self.talked_full
+                    && !self.talked.contains_key(p)
+                    && (self.unverified.contains_key(p) || self.unverified.len() < MAX_TALK_PAIRS)
             });
+            match hold {
+                None => self.sink.violation(Req::Query7, at, raw, None, describe),
+                Some(p) => {
+                    let held = self.unverified.entry(p).or_default();
+                    held.count += 1;
+                    if held.kept.len() < self.opts.max_findings.min(4) {
+                        held.kept.push(self.sink.finding(
+                            Req::Query7,
+                            at,
+                            Some(raw),
+                            None,
+                            describe(),
+                        ));
+                    }
+                }
+            }
         }
         self.sink.judged(Req::Leave2);
         for (l, t) in after_leave {
@@ -1668,12 +1742,8 @@ impl Checker {
                 // Judged only on a quiet ring: while peers join or fail,
                 // a lookup may legitimately pass a peer twice (C-Q3 holds
                 // at quiescence; C-G6 bounds convergence).
-                let n = self.peers.len().max(2) as u32;
-                let log2n = 32 - (n - 1).leading_zeros();
-                let quiet =
-                    (self.opts.stabilize * (log2n + 3) + self.opts.timer_f()).as_nanos() as Ns;
                 if paired
-                    && ns(at.ts) - self.last_change > quiet
+                    && self.quiet(ns(at.ts))
                     && let Some(src) = req_src
                 {
                     let ck = chain_key(src, &key);
@@ -2021,6 +2091,28 @@ impl Checker {
                 f.expected = format!("a copy after T1 = {}", ms_text(t1));
                 self.sink.push(f);
             }
+        }
+        // QUERY-7: held reports stand when the pair talked at some point.
+        let mut unseen = (0u64, 0usize);
+        for (pair, held) in std::mem::take(&mut self.unverified) {
+            if self.talked_full || self.talked.contains_key(&pair) {
+                let n = held.kept.len() as u64;
+                for f in held.kept {
+                    self.sink.push(f);
+                }
+                for _ in n..held.count {
+                    self.sink.count_only(Req::Query7);
+                }
+            } else {
+                unseen.0 += held.count;
+                unseen.1 += 1;
+            }
+        }
+        if unseen.0 > 0 {
+            self.notes.push(format!(
+                "QUERY-7 not judged for {} report(s) of {} pair(s) of peers the capture never shows exchanging a message (it does not hold their traffic)",
+                unseen.0, unseen.1
+            ));
         }
         // C-L3: reports of gone peers stand if the peer never spoke again.
         for s in std::mem::take(&mut self.stale) {

@@ -134,6 +134,11 @@ impl Sink {
         }
     }
 
+    /// Counts a violation whose finding is not kept.
+    pub fn count_only(&mut self, req: Req) {
+        self.count(req);
+    }
+
     fn count(&mut self, req: Req) {
         self.req_violations[req as usize] += 1;
         let c = self.check_of[req as usize];

@@ -256,3 +256,33 @@ fn huge_tcp_stream_without_end_of_header() {
         assert!(kb < 1_000_000, "peak RSS {kb} kB");
     }
 }
+
+/// The acceptance size: a TCP stream of 1 GiB without CRLF CRLF
+/// (`cargo test --release -p p2psip-pcapcheck --test hostile -- --ignored`).
+#[test]
+#[ignore = "1 GiB of input: run on demand"]
+fn one_gib_tcp_stream_without_end_of_header() {
+    let total: u64 = 1 << 30;
+    let started = std::time::Instant::now();
+    let a = check(EndlessHeader::new(total), &Options::default()).expect("reads to the end");
+    assert!(a.capture.captured_bytes > total, "{:?}", a.capture);
+    assert!(
+        a.capture_problems
+            .iter()
+            .any(|p| p.kind == FindingKind::TcpMessageTooLarge),
+        "{:?}",
+        a.capture_problems
+    );
+    assert!(a.capture_problems.len() <= 100);
+    assert_eq!(a.counters.messages, 0);
+    let kb = peak_rss_kb();
+    eprintln!(
+        "1 GiB TCP stream without CRLF CRLF: {:.1} s, peak RSS {:?} kB, {} capture problems",
+        started.elapsed().as_secs_f64(),
+        kb,
+        a.capture_problems.len()
+    );
+    if let Some(kb) = kb {
+        assert!(kb < 1_000_000, "peak RSS {kb} kB");
+    }
+}
