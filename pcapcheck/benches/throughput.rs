@@ -10,7 +10,8 @@
 //! cache after writing, so this measures the analysis, not the disk),
 //! reports MB/s and messages/s, runs tshark on it when installed
 //! (`PCAPCHECK_BENCH_TSHARK=0` skips it), prints the ratio, and deletes the
-//! file.
+//! file. `PCAPCHECK_BENCH_FILE=PATH` writes the capture there instead and
+//! keeps it (to time `p2psip pcap check PATH` itself; delete it after).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -32,7 +33,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("big.pcap");
+    let keep = std::env::var_os("PCAPCHECK_BENCH_FILE").map(std::path::PathBuf::from);
+    let path = keep.clone().unwrap_or_else(|| dir.path().join("big.pcap"));
     let t = Instant::now();
     let file = std::fs::File::create(&path).expect("create the capture");
     let bytes = common::replicated(BufWriter::with_capacity(1 << 20, file), mb << 20);
@@ -113,5 +115,11 @@ fn main() {
         println!("tshark not run (not installed, or PCAPCHECK_BENCH_TSHARK=0)");
     }
     drop(dir);
-    println!("deleted the capture; {messages} messages per pass");
+    match keep {
+        Some(p) => println!(
+            "kept the capture at {} (delete it); {messages} messages per pass",
+            p.display()
+        ),
+        None => println!("deleted the capture; {messages} messages per pass"),
+    }
 }
