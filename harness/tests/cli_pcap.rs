@@ -291,3 +291,66 @@ fn replay_against_faulty_nodes_reports_the_differences_and_reaps_them() {
         assert_gone(&pids);
     }
 }
+
+#[test]
+fn replay_with_an_iut_that_does_not_start_exits_2_with_its_output() {
+    let d = Dir::new();
+    let iut = d.shell_iut(
+        "broken.toml",
+        "echo PIDS >/dev/null; echo cannot bind {ip}:{port} >&2; exit 3",
+    );
+    let o = p2psip(
+        &[
+            "pcap",
+            "replay",
+            &sample("clean.pcap"),
+            "--as",
+            CLIENT,
+            "--iut",
+            iut.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("did not answer OPTIONS"), "{err}");
+    assert!(err.contains("exited (exit code 3)"), "{err}");
+    assert!(err.contains("cannot bind"), "{err}");
+}
+
+#[test]
+fn replay_stops_when_the_iut_goes_silent_or_exits() {
+    for (then, expect) in [
+        (
+            "silent",
+            "requests in a row unanswered; the replay stopped here",
+        ),
+        (
+            "exit",
+            "the IUT exited (exit code 3); the replay stopped here",
+        ),
+    ] {
+        let d = Dir::new();
+        // Answers the readiness probe and two requests, then `then`.
+        let iut = d.stub_iut(&format!("{then}.toml"), &["--answer", "3", "--then", then]);
+        let o = p2psip(
+            &[
+                "pcap",
+                "replay",
+                &sample("clean.pcap"),
+                "--as",
+                CLIENT,
+                "--no-ring",
+                "--t1-ms",
+                "20",
+                "--iut",
+                iut.to_str().unwrap(),
+            ],
+            Duration::from_secs(60),
+        );
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{then}: {}", text(&o));
+        assert!(out.contains(expect), "{then}: {out}");
+        assert!(!out.contains("replayed 68 request"), "{then}: {out}");
+    }
+}

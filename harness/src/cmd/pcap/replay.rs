@@ -93,6 +93,10 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
     Profile::from_name(s).ok_or_else(|| format!("unknown profile {s:?} (dsip-chord, sipping-02)"))
 }
 
+/// Requests left unanswered in a row (with answers recorded) that end a
+/// replay.
+const MAX_SILENT: usize = 3;
+
 /// One replayed request and what came of it.
 struct Outcome1 {
     frame: u64,
@@ -397,6 +401,7 @@ async fn exchanges(
     let mut out = Vec::new();
     let max_gap = Duration::from_millis(args.max_gap_ms);
     let mut prev: Option<(p2psip_capture::Timestamp, Instant)> = None;
+    let mut silent = 0;
     for ex in &cx.conv.exchanges {
         if let Some((ts, sent)) = prev {
             let gap = ex.ts.since(ts).min(max_gap);
@@ -414,6 +419,12 @@ async fn exchanges(
             ),
             None => (None, compare(ex, Fresh::Silent, cx)),
         };
+        // An IUT that went silent would cost Timer F per request: a few
+        // unanswered in a row, where the capture has answers, end it.
+        silent = match (&fresh, &ex.response) {
+            (None, Some(_)) => silent + 1,
+            _ => 0,
+        };
         out.push(Outcome1 {
             frame: ex.frame,
             class: ex.class.name(),
@@ -421,6 +432,21 @@ async fn exchanges(
             fresh: fresh_status,
             differences,
         });
+        if silent >= MAX_SILENT {
+            out.push(Outcome1 {
+                frame: ex.frame,
+                class: ex.class.name(),
+                recorded: None,
+                fresh: None,
+                differences: vec![Difference {
+                    what: format!(
+                        "the IUT left {MAX_SILENT} requests in a row unanswered; the replay stopped here"
+                    ),
+                    explained: None,
+                }],
+            });
+            break;
+        }
         if let Some(st) = iut.exit_status() {
             out.push(Outcome1 {
                 frame: ex.frame,
