@@ -26,7 +26,39 @@ pub static CHECKS: &[CheckDef] = &[
         doc: "the admitting 200: echoes the joiner's Contact with an expiry, carries the responder's DHT-PeerID and S1, and a P1 that is not the joiner (JOIN-5); with `pred`, P1 is that node or \"none\"",
         run: admitted,
     },
+    CheckDef {
+        name: "join.probe-first",
+        requirements: &["JOIN-10"],
+        subject: Subject::Required,
+        args: &["probe"],
+        doc: "the subject (a join) arrived after the saved message `probe` (the joiner's OPTIONS to its bootstrap)",
+        run: probe_first,
+    },
 ];
+
+fn probe_first<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
+    Box::pin(async move {
+        let join = input.subject(cx, "join.probe-first")?;
+        let name = input
+            .str("probe")
+            .ok_or_else(|| Stop::Error("join.probe-first needs probe (a saved message)".into()))?;
+        let probe = cx
+            .saved
+            .get(name)
+            .ok_or_else(|| Stop::Error(format!("no saved message {name:?}")))?;
+        if probe.at > join.at {
+            return Err(finding(
+                "JOIN-10",
+                "the OPTIONS to the bootstrap before the join REGISTER",
+                format!(
+                    "the join arrived {:.0} ms before the OPTIONS",
+                    probe.at.duration_since(join.at).as_secs_f64() * 1000.0
+                ),
+            ));
+        }
+        Ok(())
+    })
+}
 
 fn request_shape<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
     Box::pin(async move {
@@ -101,7 +133,12 @@ fn admitted<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
         let joiner = cx
             .puppets
             .iter()
-            .find(|(_, p)| p.addr() == r.local)
+            // Over TCP the puppet's end is an ephemeral port on its IP
+            // (each puppet has an IP of its own).
+            .find(|(_, p)| {
+                p.addr() == r.local
+                    || (r.transport == p2psip_wire::Transport::Tcp && p.addr().ip() == r.local.ip())
+            })
             .map(|(_, p)| p.peer())
             .ok_or_else(|| {
                 Stop::Error("join.admitted: the subject was not received by a puppet".into())

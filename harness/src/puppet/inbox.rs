@@ -215,6 +215,22 @@ impl Inbox {
         transport: Transport,
         bytes: &[u8],
     ) -> usize {
+        self.push_with(from, local, transport, bytes, |_| (false, ()))
+            .0
+    }
+
+    /// Adds received bytes after `before` has seen the entry: what it
+    /// does (a puppet's automatic answer, its store) is done before any
+    /// waiter can match the entry. `before` returns whether the entry was
+    /// answered automatically, and a value passed back with the index.
+    pub fn push_with<T>(
+        &self,
+        from: SocketAddr,
+        local: SocketAddr,
+        transport: Transport,
+        bytes: &[u8],
+        before: impl FnOnce(&Received) -> (bool, T),
+    ) -> (usize, T) {
         let opts = ParseOptions {
             max_size: usize::MAX,
             ..ParseOptions::lenient().with_transport(transport)
@@ -227,26 +243,30 @@ impl Inbox {
                 Err(e) => (None, Some(e)),
             }
         };
+        let mut r = Received {
+            idx: 0,
+            at: Instant::now(),
+            from,
+            local,
+            transport,
+            bytes: Arc::from(bytes),
+            message,
+            error,
+            auto_answered: false,
+            closed: false,
+            claimed: false,
+        };
+        let (auto, out) = before(&r);
+        r.auto_answered = auto;
         let idx = {
             let mut g = self.lock();
-            let idx = g.len();
-            g.push(Received {
-                idx,
-                at: Instant::now(),
-                from,
-                local,
-                transport,
-                bytes: Arc::from(bytes),
-                message,
-                error,
-                auto_answered: false,
-                closed: false,
-                claimed: false,
-            });
+            r.idx = g.len();
+            let idx = r.idx;
+            g.push(r);
             idx
         };
         self.notify.notify_waiters();
-        idx
+        (idx, out)
     }
 
     /// Records that the TCP connection from `from` was closed.
@@ -269,12 +289,6 @@ impl Inbox {
             });
         }
         self.notify.notify_waiters();
-    }
-
-    pub fn mark_auto(&self, idx: usize) {
-        if let Some(r) = self.lock().get_mut(idx) {
-            r.auto_answered = true;
-        }
     }
 
     pub fn get(&self, idx: usize) -> Option<Received> {

@@ -511,21 +511,26 @@ async fn udp_loop(shared: Arc<Shared>) {
         shared
             .rec
             .packet(Dir::Received, from, shared.sock, Transport::Udp, bytes);
-        let idx = shared.inbox.push(from, me, Transport::Udp, bytes);
-        if let Some(resp) = auto_answer(&shared, idx) {
-            shared.inbox.mark_auto(idx);
+        // The automatic answer (and what it stores) is made before the
+        // request becomes visible to expectations and checks.
+        let (_, resp) = shared
+            .inbox
+            .push_with(from, me, Transport::Udp, bytes, |r| {
+                let resp = auto_answer(&shared, r);
+                (resp.is_some(), resp)
+            });
+        if let Some(resp) = resp {
             let _ = send_udp(&shared, from, &print(&resp)).await;
         }
     }
 }
 
-/// The automatic answer to inbox entry `idx`, if the puppet gives one.
-fn auto_answer(shared: &Shared, idx: usize) -> Option<Message<'static>> {
+/// The automatic answer to `req`, if the puppet gives one.
+fn auto_answer(shared: &Shared, req: &Received) -> Option<Message<'static>> {
     let auto = *lock(&shared.auto);
     if auto == Auto::NONE {
         return None;
     }
-    let req = shared.inbox.get(idx)?;
     let m = req.message.as_ref()?;
     if !m.is_request() {
         return None;

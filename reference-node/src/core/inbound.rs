@@ -348,12 +348,15 @@ impl Node {
             Purpose::Bootstrap => self.on_bootstrap_response(msg),
             Purpose::Join => self.on_join_response(msg, code, responder),
             Purpose::Stabilize { succ } => self.on_stabilize_response(succ, msg, responder),
+            // An error answer is no successful transaction (QUERY-7): a
+            // peer answering 503 is joining or leaving and must not be
+            // adopted. (A 302 to a notify is normal, STAB-2.)
             Purpose::Notify { to, adopt } => {
-                let ok = responder.is_some_and(|r| r.id == to.id);
+                let ok = code < 400 && responder.is_some_and(|r| r.id == to.id);
                 self.on_notify_response(to, adopt, ok, msg);
             }
             Purpose::Probe { peer, why } => {
-                let ok = responder.is_some_and(|r| r.id == peer.id);
+                let ok = code < 400 && responder.is_some_and(|r| r.id == peer.id);
                 if ok {
                     let (now, life) = (self.now, Node::lifetime_of(msg));
                     if let Some(t) = self.table_mut() {

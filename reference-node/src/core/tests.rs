@@ -1266,6 +1266,56 @@ fn stab_2_notify_adopts_a_closer_predecessor_and_rectifies_a_dead_one() {
     assert_eq!(a.predecessor(), Some(r.peer()));
 }
 
+/// A peer that answers 503 is joining or leaving: a notify or probe it
+/// answers so is not the transaction that lets it become S1 (QUERY-7).
+/// Seen live: S1 reports the leaver as P1 before it has processed the
+/// leave, and the leaver's 503 to the notify made it S1 again (LEAVE-2).
+#[test]
+fn stab_2_a_candidate_answering_503_is_not_adopted() {
+    let (mut a, x) = with_pred();
+    let mut now = ms(1);
+    let q = loop {
+        now = a.poll_timeout().unwrap().max(now);
+        let out = sent(a.handle(Input::Timeout, now));
+        let stab = out.into_iter().find(|s| {
+            s.to == x.addr()
+                && s.class() == Class::Query
+                && s.msg().to().and_then(|t| t.addr.uri.peer_id()) == Some(x.peer().id)
+        });
+        if let Some(q) = stab {
+            break q;
+        }
+        assert!(now < ms(3000), "no stabilisation query to X");
+    };
+    assert_eq!(a.successors()[0], x.peer());
+    // X reports a predecessor W in (a, X): W gets a notify.
+    let w = Puppet::at(addr_between(&a.me().id, &x.peer().id, 0));
+    let me = a.me();
+    let out = reply(
+        &mut a,
+        now,
+        &x,
+        &q,
+        200,
+        addr(1),
+        &[link(LinkKind::P, 1, w.peer()), link(LinkKind::S, 1, me)],
+    );
+    let notify = out
+        .iter()
+        .find(|s| s.to == w.addr() && s.class() == Class::Notify)
+        .expect("a notify to W")
+        .clone();
+    reply(&mut a, now, &w, &notify, 503, addr(1), &[]);
+    assert_eq!(a.successors()[0], x.peer(), "W answered 503: not adopted");
+    for probe in out
+        .iter()
+        .filter(|s| s.to == w.addr() && s.class() == Class::Query)
+    {
+        reply(&mut a, now, &w, probe, 503, addr(1), &[]);
+    }
+    assert_eq!(a.successors()[0], x.peer(), "W answered 503: not adopted");
+}
+
 #[test]
 fn stab_4_a_failed_successor_is_replaced_within_t_plus_timer_f() {
     let mut net = converged(6);
