@@ -87,6 +87,16 @@ impl Id {
         ))
     }
 
+    /// 40 hex digits in lower case (what senders emit, ID-1); None for
+    /// anything else, upper case included.
+    #[inline]
+    pub(crate) fn lower_hex40(text: &[u8; 40]) -> Option<Id> {
+        match hex40(text) {
+            Some((bytes, false)) => Some(Id(bytes)),
+            _ => None,
+        }
+    }
+
     /// Parses an ID written in lower case only (what senders must emit, ID-1).
     pub fn from_hex(text: &str) -> Result<Id, IdError> {
         Id::parse_hex(text.as_bytes()).map(|(id, _)| id)
@@ -203,7 +213,7 @@ impl Id {
 /// None if any is not a hex digit. Sixteen digits at a time.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
-fn hex40(text: &[u8; 40]) -> Option<([u8; 20], bool)> {
+pub(crate) fn hex40(text: &[u8; 40]) -> Option<([u8; 20], bool)> {
     use std::arch::x86_64::{
         __m128i, _mm_add_epi8, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64,
         _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_packus_epi16,
@@ -299,7 +309,7 @@ fn hex40_portable(text: &[u8; 40]) -> Option<([u8; 20], bool)> {
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline]
-fn hex40(text: &[u8; 40]) -> Option<([u8; 20], bool)> {
+pub(crate) fn hex40(text: &[u8; 40]) -> Option<([u8; 20], bool)> {
     hex40_portable(text)
 }
 

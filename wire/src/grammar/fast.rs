@@ -18,22 +18,24 @@ use std::net::Ipv4Addr;
 
 use super::Cx;
 use super::check::{self, FROM, TO};
-use super::header::{link_params, plain_number, plain_param, push, via_params};
+use super::header::{link_params, plain_param, push, via_params};
 use super::lex::{self, TOKEN, USER};
-use super::uri::{hex_id_value, ipv4_prefix};
+use super::uri::ipv4_prefix;
 use crate::error::Deviation;
-use crate::id::{HexCase, Id};
+use crate::id::Id;
 use crate::message::{
     ContactAddr, DhtLink, DhtPeerId, FromTo, Header, Host, IdentityHeader, NameAddr, Scheme, Uri,
     UriParams, Via,
 };
+use crate::profile::Profile;
 
-/// The parts of `<sip:USER@IPv4address:PORT;peer-ID=ID>` (WIRE-3).
+/// The parts of `<sip:USER@IPv4address:PORT;peer-ID=ID>` (WIRE-3); the
+/// port may be left out only from `0.0.0.0`, the address of a key.
 #[derive(Clone, Copy)]
 struct PeerAddr<'a> {
     user: &'a [u8],
     addr: Ipv4Addr,
-    port: u16,
+    port: Option<u16>,
     id: Id,
 }
 
@@ -41,23 +43,31 @@ struct PeerAddr<'a> {
 /// and the rest after the `>`.
 #[inline(always)]
 fn peer_addr(i: &[u8]) -> Option<(PeerAddr<'_>, &[u8])> {
-    let rest = i.strip_prefix(b"<sip:")?;
-    let n = lex::span(rest, &USER);
-    if n == 0 || rest.get(n) != Some(&b'@') {
-        return None;
-    }
-    let (user, hostport) = (&rest[..n], &rest[n + 1..]);
-    let (addr, len) = ipv4_prefix(hostport)?;
-    let [b':', port @ ..] = &hostport[len..] else {
-        return None;
+    let rest = lex::lit(i, b"<sip:")?;
+    // Most often the user part is `peer`.
+    let (user, hostport) = match lex::lit(rest, b"peer@") {
+        Some(hostport) => (&rest[..4], hostport),
+        None => {
+            let n = lex::span(rest, &USER);
+            if n == 0 || rest.get(n) != Some(&b'@') {
+                return None;
+            }
+            (&rest[..n], &rest[n + 1..])
+        }
     };
-    let (after_port, port) = lex::port(port).ok()?;
-    let value = after_port.strip_prefix(b";peer-ID=")?;
-    let (id, case) = hex_id_value(value)?;
-    if case != HexCase::Lower {
-        return None;
-    }
-    let rest = value[40..].strip_prefix(b">")?;
+    let (addr, len) = ipv4_prefix(hostport)?;
+    let (port, after_port) = match &hostport[len..] {
+        [b':', digits @ ..] => {
+            let (port, rest) = lex::short_port(digits)?;
+            (Some(port), rest)
+        }
+        rest if addr.is_unspecified() => (None, rest),
+        _ => return None,
+    };
+    let value = lex::lit(after_port, b";peer-ID=")?;
+    let (digits, rest) = value.split_first_chunk::<40>()?;
+    let rest = lex::lit(rest, b">")?;
+    let id = Id::lower_hex40(digits)?;
     Some((
         PeerAddr {
             user,
@@ -81,7 +91,7 @@ fn name_addr<'a>(user: Cow<'a, str>, p: &PeerAddr<'a>) -> NameAddr<'a> {
             user: Some(user),
             password: None,
             host: Host::V4(p.addr),
-            port: Some(p.port),
+            port: p.port,
             params: UriParams {
                 peer_id: Some(p.id),
                 resource_id: None,
@@ -97,11 +107,15 @@ fn name_addr<'a>(user: Cow<'a, str>, p: &PeerAddr<'a>) -> NameAddr<'a> {
     }
 }
 
-/// The checks of a Peer URI of this form (see [`check::peer`]).
+/// The checks of a Peer URI of this form (see [`check::peer`]): with an ID
+/// and a port (or the address of a key), only the ID itself is left to
+/// check, when IDs are checked at all.
 #[inline(always)]
 fn check_peer(cx: &mut Cx<'_>, p: &PeerAddr<'_>) {
-    let at = cx.offset(p.user);
-    check::peer(cx, p.addr, p.port, &p.id, at);
+    if cx.verify {
+        let at = cx.offset(p.user);
+        check::peer(cx, p.addr, p.port.unwrap_or(5060), &p.id, at);
+    }
 }
 
 /// WIRE-5: `<PeerURI>;link=TYPEDEPTH;expires=SECS`.
@@ -175,11 +189,8 @@ pub(crate) fn contact<'a>(cx: &mut Cx<'a>, value: &'a [u8], out: &mut Vec<Header
     };
     let expires = match rest {
         [] => None,
-        _ => match plain_param(rest, b";expires=") {
-            Some((v, [])) => match plain_number(v) {
-                Some(n) => Some(n),
-                None => return false,
-            },
+        _ => match lex::lit(rest, b";expires=").and_then(lex::value_number) {
+            Some((n, [])) => Some(n),
             _ => return false,
         },
     };
@@ -209,13 +220,15 @@ pub(crate) fn dht_peer_id<'a>(
         let (algorithm, r) = plain_param(rest, b";algorithm=")?;
         let (dht, r) = plain_param(r, b";dht=")?;
         let (overlay, r) = plain_param(r, b";overlay=")?;
-        let (expires, r) = plain_param(r, b";expires=")?;
+        let (expires, r) = lex::value_number(lex::lit(r, b";expires=")?)?;
         r.is_empty()
-            .then_some((p, algorithm, dht, overlay, plain_number(expires)?))
+            .then_some((p, algorithm, dht, overlay, expires))
     };
     let Some((p, algorithm, dht, overlay, expires)) = parts() else {
         return false;
     };
+    // The usual values hold nothing to check but the ID.
+    let usual = algorithm == b"sha1" && dht == b"Chord1.0" && cx.profile == Profile::DsipChord;
     let (user, algorithm, dht, overlay) = (
         cx.text(p.user),
         cx.text(algorithm),
@@ -233,8 +246,10 @@ pub(crate) fn dht_peer_id<'a>(
             other: Cow::Borrowed(""),
         })
     });
-    // Its parameters hold values to check (WIRE-4).
-    if let Some(Header::DhtPeerId(d)) = out.last() {
+    if usual {
+        check_peer(cx, &p);
+    } else if let Some(Header::DhtPeerId(d)) = out.last() {
+        // Its parameters hold values to check (WIRE-4).
         check::check_dht_peer_id(cx, d);
     }
     cx.tally.dht_id();
@@ -246,25 +261,24 @@ pub(crate) fn dht_peer_id<'a>(
 #[inline]
 pub(crate) fn via<'a>(cx: &mut Cx<'a>, value: &'a [u8], out: &mut Vec<Header<'a>>) -> bool {
     let parts = || {
-        let rest = match value {
-            [s, i, p, b'/', b'2', b'.', b'0', b'/', rest @ ..]
-                if [*s | 0x20, *i | 0x20, *p | 0x20] == *b"sip" =>
-            {
-                rest
-            }
-            _ => return None,
-        };
-        let n = lex::span(rest, &TOKEN);
-        let (transport, rest) = rest.split_at(n);
-        if n == 0 {
+        let (protocol, rest) = value.split_first_chunk::<8>()?;
+        // The letters of `SIP` in either case.
+        if u64::from_le_bytes(*protocol) | 0x20_2020 != u64::from_le_bytes(*b"sip/2.0/") {
             return None;
         }
-        let rest = rest.strip_prefix(b" ")?;
-        let (addr, len) = ipv4_prefix(rest)?;
-        let [b':', port @ ..] = &rest[len..] else {
-            return None;
+        let (transport, rest) = match rest.first_chunk::<4>() {
+            Some(b"UDP " | b"TCP " | b"TLS ") => (&rest[..3], &rest[4..]),
+            _ => {
+                let n = lex::span(rest, &TOKEN);
+                if n == 0 {
+                    return None;
+                }
+                (&rest[..n], lex::lit(&rest[n..], b" ")?)
+            }
         };
-        let (rest, port) = lex::port(port).ok()?;
+        let (addr, len) = ipv4_prefix(rest)?;
+        let rest = lex::lit(&rest[len..], b":")?;
+        let (port, rest) = lex::short_port(rest)?;
         let (branch, rport, received, rest) = via_params(rest)?;
         rest.is_empty()
             .then_some((transport, addr, port, branch, rport, received))
@@ -286,4 +300,183 @@ pub(crate) fn via<'a>(cx: &mut Cx<'a>, value: &'a [u8], out: &mut Vec<Header<'a>
     });
     cx.tally.via(out.len() - 1);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grammar::header;
+
+    type Rule = for<'a> fn(&mut Cx<'a>, &'a [u8], &mut Vec<Header<'a>>) -> bool;
+    type General = for<'a> fn(&mut Cx<'a>, &'a [u8], &mut Vec<Header<'a>>) -> Result<(), &'a [u8]>;
+
+    /// Whenever a fast rule takes a value, the general rules read it to the
+    /// same entries with the same deviations.
+    fn agrees(fast: Rule, general: General, values: &[&str]) -> usize {
+        let mut taken = 0;
+        for v in values {
+            for profile in [Profile::DsipChord, Profile::Sipping02] {
+                for verify in [false, true] {
+                    let mut fcx = Cx::of_text(v, profile);
+                    fcx.verify = verify;
+                    let mut fout = vec![];
+                    if !fast(&mut fcx, v.as_bytes(), &mut fout) {
+                        assert!(fout.is_empty(), "{v}: a refused value left entries");
+                        continue;
+                    }
+                    taken += 1;
+                    let mut gcx = Cx::of_text(v, profile);
+                    gcx.verify = verify;
+                    let mut gout = vec![];
+                    general(&mut gcx, v.as_bytes(), &mut gout).unwrap();
+                    for (i, h) in gout.iter().enumerate() {
+                        check::entry(&mut gcx, h, i);
+                    }
+                    assert_eq!(fout, gout, "{v}");
+                    assert_eq!(fcx.warnings, gcx.warnings, "{v}");
+                }
+            }
+        }
+        taken
+    }
+
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+
+    const ID: &str = "6c7c752f7592a104b9ba5e48ec077a01385b13c4";
+
+    fn peer_uris() -> Vec<String> {
+        [
+            "peer@10.0.0.1:5060",
+            "peer@0.0.0.0",
+            "peer@0.0.0.0:5060",
+            "peer@10.0.0.1",
+            "bob@10.0.0.1:05060",
+            "p@10.0.0.1:65535",
+            "p@10.0.0.1:65536",
+            "p@10.0.0.1:000005060",
+            "p@010.0.0.1:5060",
+            "p@10.0.0.1.2:5060",
+            "@10.0.0.1:5060",
+        ]
+        .iter()
+        .flat_map(|a| {
+            [
+                format!("<sip:{a};peer-ID={ID}>"),
+                format!("<sip:{a};peer-ID={}>", ID.to_uppercase()),
+                format!("<sip:{a};peer-ID={ID}0>"),
+                format!("<sip:{a};pID={ID}>"),
+            ]
+        })
+        .collect()
+    }
+
+    #[test]
+    fn dht_link_agrees_with_the_general_rules() {
+        let mut values = vec![];
+        for u in peer_uris() {
+            for p in [
+                ";link=S1;expires=600",
+                ";link=F159;expires=0",
+                ";link=F160;expires=60",
+                ";link=f001;expires=60",
+                ";link=F0001;expires=60",
+                ";link=P;expires=60",
+                ";link=S1x;expires=60",
+                ";link=S1;expires=4294967296",
+                ";link=S1;expires=999999999",
+                ";link=S1;expires=60x",
+                ";link=S1",
+                ";expires=60;link=S1",
+                ";link=S1;expires=60;x",
+            ] {
+                values.push(format!("{u}{p}"));
+            }
+        }
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        assert!(agrees(dht_link, header::dht_link_list, &values) > 0);
+    }
+
+    #[test]
+    fn from_contact_and_peer_id_agree_with_the_general_rules() {
+        let mut from = vec![];
+        let mut contacts = vec![];
+        let mut identity = vec![];
+        for u in peer_uris() {
+            for p in ["", ";tag=1", ";tag=", ";tag=a;x", ";x"] {
+                from.push(format!("{u}{p}"));
+            }
+            for p in ["", ";expires=60", ";expires=6000000000", ";expires=6x"] {
+                contacts.push(format!("{u}{p}"));
+            }
+            for p in [
+                ";algorithm=sha1;dht=Chord1.0;overlay=chat;expires=3600",
+                ";algorithm=md5;dht=Chord1.0;overlay=chat;expires=3600",
+                ";algorithm=sha1;dht=ChordIter1.0;overlay=chat;expires=3600",
+                ";algorithm=SHA1;dht=chord1.0;overlay=chat;expires=3600",
+                ";algorithm=sha1;dht=Chord1.0;overlay=chat",
+                ";algorithm=sha1;dht=Chord1.0;overlay=chat;expires=36000000000",
+            ] {
+                identity.push(format!("{u}{p}"));
+            }
+        }
+        fn fast_from<'a>(cx: &mut Cx<'a>, v: &'a [u8], out: &mut Vec<Header<'a>>) -> bool {
+            from_to(cx, v, out, FROM, Header::From)
+        }
+        fn general_from<'a>(
+            cx: &mut Cx<'a>,
+            v: &'a [u8],
+            out: &mut Vec<Header<'a>>,
+        ) -> Result<(), &'a [u8]> {
+            header::from_to(cx, v, out, Header::From)
+        }
+        fn fast_id<'a>(cx: &mut Cx<'a>, v: &'a [u8], out: &mut Vec<Header<'a>>) -> bool {
+            dht_peer_id(cx, v, IdentityHeader::PeerId, out)
+        }
+        fn general_id<'a>(
+            cx: &mut Cx<'a>,
+            v: &'a [u8],
+            out: &mut Vec<Header<'a>>,
+        ) -> Result<(), &'a [u8]> {
+            header::dht_peer_id(cx, v, IdentityHeader::PeerId, out)
+        }
+        assert!(agrees(fast_from, general_from, &strs(&from)) > 0);
+        assert!(agrees(contact, header::contact_list, &strs(&contacts)) > 0);
+        assert!(agrees(fast_id, general_id, &strs(&identity)) > 0);
+    }
+
+    #[test]
+    fn via_agrees_with_the_general_rules() {
+        let mut values = vec![];
+        for sent in [
+            "SIP/2.0/UDP 10.0.0.1:5060",
+            "sip/2.0/tcp 10.0.0.1:5060",
+            "SIP/2.0/SCTP 10.0.0.1:5060",
+            "SIP/2.0/UDP 10.0.0.1",
+            "SIP/2.0/UDP 10.0.0.1:050600",
+            "SIP/2.0/UDP  10.0.0.1:5060",
+            "SIP/2.0/UDP host:5060",
+        ] {
+            for p in [
+                ";branch=z9hG4bK1",
+                ";branch=z9hG4bK1;rport",
+                ";branch=z9hG4bK1;rport=5060",
+                ";branch=z9hG4bK1;rport=05060",
+                ";branch=z9hG4bK1;rport=65536",
+                ";branch=z9hG4bK1;rport=1x",
+                ";branch=z9hG4bK1;rportx",
+                ";branch=z9hG4bK1;rport;received=10.0.0.2",
+                ";branch=z9hG4bK1;rport=7;received=10.0.0.2x",
+                ";branch=z9hG4bK1;received=10.0.0.2.3",
+                ";branch=z9hG4bK1;received=",
+                ";branch=z9hG4bK1;ttl=3",
+                ";rport;branch=z9hG4bK1",
+            ] {
+                values.push(format!("{sent}{p}"));
+            }
+        }
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        assert!(agrees(via, header::via_list, &values) > 0);
+    }
 }

@@ -603,8 +603,11 @@ pub(crate) fn dht_link_list<'a>(
 /// `SEMI generic-param` spelled exactly `;name=value` (as senders write
 /// it), the value a token: the value and the rest after it.
 #[inline(always)]
-pub(crate) fn plain_param<'a>(i: &'a [u8], semi_name_equal: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
-    let v = i.strip_prefix(semi_name_equal)?;
+pub(crate) fn plain_param<'a, const N: usize>(
+    i: &'a [u8],
+    semi_name_equal: &[u8; N],
+) -> Option<(&'a [u8], &'a [u8])> {
+    let v = lex::lit(i, semi_name_equal)?;
     match lex::span(v, &lex::GEN_VALUE) {
         0 => None,
         n => Some(v.split_at(n)),
@@ -635,26 +638,31 @@ pub(crate) fn plain_number(v: &[u8]) -> Option<u32> {
 pub(crate) fn via_params(i: &[u8]) -> Option<(&[u8], Rport, Option<IpAddr>, &[u8])> {
     let (branch, mut rest) = plain_param(i, b";branch=")?;
     let mut rport = Rport::Absent;
-    if let Some(after) = rest.strip_prefix(b";rport") {
-        match after.first() {
-            Some(b'=') => {
-                let (v, after) = plain_param(rest, b";rport=")?;
-                let Ok(([], p)) = lex::port(v) else {
+    if let Some(after) = lex::lit(rest, b";rport") {
+        match after {
+            [b'=', v @ ..] => {
+                let (p, after) = lex::short_port(v)?;
+                if after.first().is_some_and(|b| lex::GEN_VALUE[*b as usize]) {
                     return None;
-                };
+                }
                 rport = Rport::Filled(p);
                 rest = after;
             }
-            None | Some(b';' | b',') => {
+            [] | [b';' | b',', ..] => {
                 rport = Rport::Requested;
                 rest = after;
             }
-            Some(_) => return None,
+            _ => return None,
         }
     }
     let mut received = None;
-    if let Some((v, after)) = plain_param(rest, b";received=") {
-        received = Some(IpAddr::V4(uri::ipv4_address(v)?));
+    if let Some(v) = lex::lit(rest, b";received=") {
+        let (addr, n) = uri::ipv4_prefix(v)?;
+        let after = &v[n..];
+        if after.first().is_some_and(|b| lex::GEN_VALUE[*b as usize]) {
+            return None;
+        }
+        received = Some(IpAddr::V4(addr));
         rest = after;
     }
     match rest.first() {
@@ -667,16 +675,46 @@ pub(crate) fn via_params(i: &[u8]) -> Option<(&[u8], Rport, Option<IpAddr>, &[u8
 /// `;link=TYPEDEPTH;expires=SECS` and then the end of the value, read in
 /// one go: the link type, the expiry and the rest. None for anything else,
 /// which the general parameter rules read.
-#[inline]
+#[inline(always)]
 pub(crate) fn link_params(i: &[u8], legacy: bool) -> Option<(LinkType, u32, &[u8])> {
-    let (link, rest) = plain_param(i, b";link=")?;
-    let link = link_type(link, legacy)?;
-    let (expires, rest) = plain_param(rest, b";expires=")?;
-    let expires = plain_number(expires)?;
+    let rest = lex::lit(i, b";link=")?;
+    let (link, rest) = link_value(rest, legacy)?;
+    let rest = lex::lit(rest, b";expires=")?;
+    let (expires, rest) = lex::value_number(rest)?;
     match rest.first() {
         None | Some(b',') => Some((link, expires, rest)),
         Some(_) => None,
     }
+}
+
+/// The `link` value at the start of `i` (see [`link_type`]) and the rest
+/// after it.
+#[inline(always)]
+fn link_value(i: &[u8], legacy: bool) -> Option<(LinkType, &[u8])> {
+    if let [letter, digits @ ..] = i {
+        // A type and one to three digits, as senders write it.
+        let kind = match *letter | 0x20 {
+            b'p' => LinkKind::P,
+            b's' => LinkKind::S,
+            b'f' => LinkKind::F,
+            _ => return None,
+        };
+        if let Some((depth, rest)) = lex::digits::<3>(digits) {
+            if !rest.first().is_some_and(|b| lex::GEN_VALUE[*b as usize]) {
+                let max = if kind == LinkKind::F { 159 } else { 255 };
+                return (depth <= max).then_some((
+                    LinkType {
+                        kind,
+                        depth: depth as u8,
+                    },
+                    rest,
+                ));
+            }
+        }
+    }
+    let n = lex::span(i, &lex::GEN_VALUE);
+    let (v, rest) = i.split_at(n);
+    link_type(v, legacy).map(|l| (l, rest))
 }
 
 /// `TYPE DEPTH`: `P`/`S`/`F` (any case) and a decimal depth, F below 160.

@@ -358,6 +358,54 @@ pub(crate) fn short_number(v: &[u8]) -> Option<u32> {
     Some(n)
 }
 
+/// The exact bytes `lit` at the start of `i`, and the rest after them. The
+/// length is a constant, so the comparison is a word or two, not a loop.
+#[inline(always)]
+pub(crate) fn lit<'a, const N: usize>(i: &'a [u8], lit: &[u8; N]) -> Option<&'a [u8]> {
+    let (head, rest) = i.split_first_chunk::<N>()?;
+    (head == lit).then_some(rest)
+}
+
+/// `1*DIGIT` of at most `MAX` digits (at most nine, so it cannot
+/// overflow) at the start of `i`, when no other digit follows: the value
+/// and the rest. None for anything else, longer numbers included (the
+/// general rules read those).
+#[inline(always)]
+pub(crate) fn digits<const MAX: usize>(i: &[u8]) -> Option<(u32, &[u8])> {
+    const { assert!(MAX >= 1 && MAX <= 9) };
+    let mut n = 0u32;
+    let mut k = 0;
+    while k < MAX {
+        match i.get(k) {
+            Some(b) if b.is_ascii_digit() => n = n * 10 + u32::from(b - b'0'),
+            _ => break,
+        }
+        k += 1;
+    }
+    if k == 0 || i.get(k).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    Some((n, &i[k..]))
+}
+
+/// A number that is a whole `gen-value` in the form senders emit: at most
+/// nine digits, then the end of the value (a byte no `gen-value` holds).
+#[inline(always)]
+pub(crate) fn value_number(i: &[u8]) -> Option<(u32, &[u8])> {
+    let (n, rest) = digits::<9>(i)?;
+    match rest.first() {
+        Some(b) if GEN_VALUE[*b as usize] => None,
+        _ => Some((n, rest)),
+    }
+}
+
+/// A port of at most five digits, at most 65535, that no digit follows.
+#[inline(always)]
+pub(crate) fn short_port(i: &[u8]) -> Option<(u16, &[u8])> {
+    let (n, rest) = digits::<5>(i)?;
+    Some((u16::try_from(n).ok()?, rest))
+}
+
 /// `port = 1*DIGIT`, at most 65535.
 #[inline]
 pub(crate) fn port(i: &[u8]) -> Res<'_, u16> {
@@ -424,5 +472,21 @@ mod tests {
         );
         assert!(port(b"65536").is_err());
         assert_eq!(port(b"65535").unwrap().1, 65535);
+    }
+
+    #[test]
+    fn senders_numbers() {
+        assert_eq!(lit(b";tag=x", b";tag="), Some(&b"x"[..]));
+        assert_eq!(lit(b";ta", b";tag="), None);
+        assert_eq!(digits::<3>(b"159;"), Some((159, &b";"[..])));
+        assert_eq!(digits::<3>(b"1590"), None);
+        assert_eq!(digits::<3>(b";"), None);
+        assert_eq!(value_number(b"3600"), Some((3600, &b""[..])));
+        assert_eq!(value_number(b"3600,x"), Some((3600, &b",x"[..])));
+        assert_eq!(value_number(b"36x"), None);
+        assert_eq!(value_number(b"4294967296"), None);
+        assert_eq!(short_port(b"65535>"), Some((65535, &b">"[..])));
+        assert_eq!(short_port(b"65536"), None);
+        assert_eq!(short_port(b"005060"), None);
     }
 }
