@@ -339,6 +339,91 @@ fn rebinding_moves_every_mapping_of_the_host() {
     assert!(core.rebind(sa("10.9.9.9:9"), t).is_empty());
 }
 
+/// A rebound mapping keeps its expiry (the rebinding is no traffic), and
+/// outbound packets on the new port refresh it as before.
+#[test]
+fn rebinding_keeps_the_expiry_and_the_refresh_rule() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut core = NatCore::new(config(
+        Behaviour::EndpointIndependent,
+        Behaviour::AddressAndPortDependent,
+    ))
+    .unwrap();
+    out(&mut core, sa(I), sa(A), t0);
+    let moved = core.rebind(sa(I), t0 + s(20));
+    assert_eq!(moved.len(), 1);
+    let new = moved[0].new;
+    // Not refreshed by the rebinding: still expires at 30 s.
+    assert_eq!(core.poll_timeout(), Some(t0 + s(30)));
+    assert_eq!(
+        core.handle_inbound(sa(A), new.port(), t0 + s(29)),
+        Inbound::Forward { to: sa(I) }
+    );
+    // Inbound traffic on the new port did not refresh it either.
+    assert_eq!(
+        core.handle_inbound(sa(A), new.port(), t0 + s(30)),
+        Inbound::Drop(DropReason::Expired)
+    );
+    // A second life: outbound refreshes the rebound mapping.
+    let mut core = NatCore::new(config(
+        Behaviour::EndpointIndependent,
+        Behaviour::EndpointIndependent,
+    ))
+    .unwrap();
+    out(&mut core, sa(I), sa(A), t0);
+    let new = core.rebind(sa(I), t0 + s(10))[0].new;
+    assert_eq!(out(&mut core, sa(I), sa(A), t0 + s(25)), new);
+    assert_eq!(core.poll_timeout(), Some(t0 + s(55)));
+    assert_eq!(
+        core.handle_inbound(sa(B), new.port(), t0 + s(50)),
+        Inbound::Forward { to: sa(I) }
+    );
+}
+
+/// Hairpinned packets are outbound for their sender (they refresh its
+/// mapping) and inbound for their receiver (they do not refresh its).
+#[test]
+fn hairpinned_traffic_refreshes_only_the_sender() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let i2 = sa("10.0.0.2:6000");
+    let mut core = NatCore::new(config(
+        Behaviour::EndpointIndependent,
+        Behaviour::EndpointIndependent,
+    ))
+    .unwrap();
+    let p1 = out(&mut core, sa(I), sa(A), t0);
+    let p2 = out(&mut core, i2, sa(A), t0);
+    // I2 hairpins to I every 10 s: delivered until I's mapping, refreshed
+    // by nobody, expires at 30 s.
+    for k in 1..=2 {
+        assert_eq!(
+            core.handle_outbound(i2, p1, t0 + s(10 * k)),
+            Outbound::Hairpin {
+                from: p2,
+                to: sa(I)
+            }
+        );
+    }
+    for k in 3..=4 {
+        assert_eq!(
+            core.handle_outbound(i2, p1, t0 + s(10 * k)),
+            Outbound::Drop(DropReason::Expired)
+        );
+    }
+    // I2's own mapping, refreshed by its hairpinned packets, lives on.
+    assert_eq!(core.public_endpoint_of(sa(I)), None);
+    assert_eq!(
+        core.handle_inbound(sa(A), p1.port(), t0 + s(41)),
+        Inbound::Drop(DropReason::Expired)
+    );
+    assert_eq!(
+        core.handle_inbound(sa(A), p2.port(), t0 + s(41)),
+        Inbound::Forward { to: i2 }
+    );
+}
+
 #[test]
 fn exhausted_ports_and_refused_ports() {
     let t = Instant::now();

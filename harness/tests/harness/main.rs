@@ -19,3 +19,5 @@ mod expectations;
 mod external;
 /// Fault switches of the reference node are caught by the suites.
 mod faults;
+/// The nat suite: clean reference node, and its NAT faults caught.
+mod nat;

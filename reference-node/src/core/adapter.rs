@@ -154,6 +154,8 @@ impl Node {
             Some(msg) if matches!(self.phase, Phase::Member(_)) => {
                 self.adapter_start(msg, Origin::Command)
             }
+            // NAT-8: through the adapter.
+            Some(msg) if self.client_adapter().is_some() => self.client_command(&msg, aor),
             _ => self.event(Event::Registered {
                 aor: aor.to_owned(),
                 status: 503,
@@ -166,6 +168,7 @@ impl Node {
             Some(msg) if matches!(self.phase, Phase::Member(_)) => {
                 self.adapter_start(msg, Origin::Command)
             }
+            Some(msg) if self.client_adapter().is_some() => self.client_command(&msg, aor),
             _ => self.event(Event::LookedUp {
                 aor: aor.to_owned(),
                 status: 503,

@@ -346,6 +346,8 @@ impl Node {
         self.observe(msg, &txn.purpose);
         match txn.purpose {
             Purpose::Bootstrap => self.on_bootstrap_response(msg),
+            Purpose::NatCompare => self.on_compare_response(msg),
+            Purpose::Client { aor, lookup } => self.on_client_answer(&aor, lookup, code, Some(msg)),
             Purpose::Join => self.on_join_response(msg, code, responder),
             Purpose::Stabilize { succ } => self.on_stabilize_response(succ, msg, responder),
             // An error answer is no successful transaction (QUERY-7): a

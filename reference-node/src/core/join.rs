@@ -100,7 +100,7 @@ impl Node {
         });
     }
 
-    fn send_join_to(
+    pub(super) fn send_join_to(
         &mut self,
         target: SocketAddr,
         hops: u32,
@@ -139,7 +139,10 @@ impl Node {
         match super::nat::observed_addr(msg) {
             Some(addr) => {
                 self.learn_address(addr);
-                self.send_join_to(via, 0, vec![via], 1);
+                match self.compare_target(msg, via, addr) {
+                    Some(other) => self.start_compare(other, addr),
+                    None => self.send_join_to(via, 0, vec![via], 1),
+                }
             }
             None => {
                 // The bootstrap did not fill in received/rport: ask STUN
@@ -303,8 +306,9 @@ impl Node {
         };
         match j.step {
             JoinStep::Backoff => self.send_probe_to_bootstrap(),
-            // No STUN answer: join with the address we have.
-            JoinStep::Stun { .. } => {
+            // No STUN answer, or no answer of the second peer (NAT-8):
+            // join with the address we have.
+            JoinStep::Stun { .. } | JoinStep::Compare { .. } => {
                 let via = j.via;
                 self.send_join_to(via, 0, vec![via], 1);
             }

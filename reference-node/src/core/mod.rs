@@ -157,6 +157,13 @@ pub enum Event {
     },
     /// The node's own address (and so its Peer-ID) changed (NAT-3, NAT-6).
     AddressChanged { old: Peer, new: Peer },
+    /// NAT-8: two peers saw the node at different public endpoints
+    /// (`seen`), so it is behind an address- or address-and-port-dependent
+    /// mapping NAT; it does not join and uses `adapter` (RES-4) instead.
+    Client {
+        adapter: SocketAddr,
+        seen: [SocketAddr; 2],
+    },
     /// A [`Command::Register`] ended with this status.
     Registered { aor: String, status: u16 },
     /// A [`Command::Lookup`] ended: the status and the Contacts agreed on.
@@ -200,6 +207,12 @@ enum JoinStep {
     /// The OPTIONS answer did not show our address: a STUN Binding
     /// request to the bootstrap is out.
     Stun { tid: [u8; 12] },
+    /// NAT-8: the bootstrap saw us at `first`, not at our local address;
+    /// an OPTIONS to a second peer it reported asks how that one sees us.
+    Compare { first: SocketAddr },
+    /// NAT-8: behind a mapping that differs per destination, the node
+    /// stays out of the ring and uses the bootstrap as its adapter.
+    Client,
     /// The join REGISTER in flight to `target`, after `hops` redirects.
     Register {
         hops: u32,
@@ -247,6 +260,11 @@ enum LeaveStage {
 enum Purpose {
     /// JOIN-10: OPTIONS to the bootstrap.
     Bootstrap,
+    /// NAT-8: OPTIONS to a second peer, to compare observed addresses.
+    NatCompare,
+    /// NAT-8: a register (or, without `contact`, a lookup) command sent as
+    /// a plain REGISTER to the adapter.
+    Client { aor: String, lookup: bool },
     /// JOIN-1: the join REGISTER.
     Join,
     /// STAB-1: the query to S1.
@@ -536,6 +554,9 @@ impl Node {
         tracing::debug!(to = %txn.to, purpose = ?txn.purpose, "transaction timed out (Timer F)");
         match txn.purpose {
             Purpose::Bootstrap | Purpose::Join => self.join_failed("no answer (Timer F)"),
+            // The join timer already went on without it.
+            Purpose::NatCompare => {}
+            Purpose::Client { aor, lookup } => self.on_client_answer(&aor, lookup, 408, None),
             Purpose::Stabilize { succ } => self.fail_peer(succ),
             Purpose::Notify { to, adopt } => {
                 if !adopt {

@@ -1,7 +1,15 @@
 /*!
-NAT behaviour on the node's side (NAT-1..7): the address other peers
+NAT behaviour on the node's side (NAT-1..8): the address other peers
 observe (from `received`/`rport` of responses) decides the Peer-ID (ID-3,
 NAT-3); a change of it while in the ring is a rebinding (NAT-6).
+
+NAT-8: a joiner that finds itself behind a NAT (the bootstrap saw it at
+an address that is neither its local nor its advertised one) asks a
+second peer the bootstrap reported how it sees it. Two different public
+endpoints mean a mapping per destination, under which its Peer-ID could
+verify at one peer only: it does not join and sends its registrations
+and lookups to the bootstrap as plain REGISTERs (RES-4, the bootstrap as
+adapter). With no second peer to ask, or no answer within 4·T1, it joins.
 
 NAT-1 (rport in every request) is the builders' Via; NAT-2 (received and
 rport in every response) is `respond`; NAT-5 is in `stabilize`.
@@ -9,12 +17,13 @@ rport in every response) is `respond`; NAT-5 is in `stabilize`.
 
 use std::net::SocketAddr;
 
-use p2psip_wire::build::Identity;
-use p2psip_wire::{Message, Peer, Rport, Transport};
+use p2psip_wire::build::{self, Identity, addr_uri, peer_uri};
+use p2psip_wire::{Header, LinkKind, Message, Method, Peer, Rport, Transport};
 
 use p2psip_stun as stun;
 
-use super::{Event, Fault, Node, Phase, Purpose};
+use super::join::reported;
+use super::{Event, Fault, JoinStep, Joining, Node, Phase, Purpose, Timer};
 
 /// NAT-6 bookkeeping: an address seen in responses that differs from ours.
 #[derive(Debug, Default)]
@@ -171,5 +180,125 @@ impl Node {
             }));
         }
         tid
+    }
+
+    /// NAT-8: the peer to compare with, when the bootstrap saw us at
+    /// `first`, not at our local or advertised address: one it reported
+    /// (successors first), other than itself and us.
+    pub(super) fn compare_target(
+        &self,
+        msg: &Message<'_>,
+        via: SocketAddr,
+        first: SocketAddr,
+    ) -> Option<SocketAddr> {
+        if first == self.cfg.local || Some(first) == self.cfg.advertise {
+            return None;
+        }
+        [LinkKind::S, LinkKind::P, LinkKind::F]
+            .into_iter()
+            .flat_map(|k| reported(msg, k))
+            .map(|(p, _)| p.addr)
+            .find(|a| *a != via && *a != first && *a != self.cfg.local)
+    }
+
+    /// NAT-8: OPTIONS to `other`; its answer, or 4·T1 without one, decides.
+    pub(super) fn start_compare(&mut self, other: SocketAddr, first: SocketAddr) {
+        let Phase::Joining(j) = &mut self.phase else {
+            return;
+        };
+        j.step = JoinStep::Compare { first };
+        tracing::info!(%first, peer = %other, "behind a NAT: asking a second peer how it sees us (NAT-8)");
+        self.send_request(other, None, Purpose::NatCompare, |me, txn| {
+            build::options(Some(me), other, txn, peer_uri(&me.peer))
+        });
+        self.timers.set(Timer::Join, self.now + self.cfg.t1 * 4);
+    }
+
+    pub(super) fn on_compare_response(&mut self, msg: &Message<'_>) {
+        let Phase::Joining(Joining {
+            step: JoinStep::Compare { first },
+            via,
+            ..
+        }) = &self.phase
+        else {
+            return;
+        };
+        let (first, via) = (*first, *via);
+        self.timers.stop(Timer::Join);
+        match observed_addr(msg) {
+            Some(second) if second != first => {
+                if let Phase::Joining(j) = &mut self.phase {
+                    j.step = JoinStep::Client;
+                }
+                tracing::warn!(%first, %second, adapter = %via, "the NAT maps per destination: not joining as a peer, using the bootstrap as adapter (NAT-8)");
+                self.event(Event::Client {
+                    adapter: via,
+                    seen: [first, second],
+                });
+            }
+            _ => self.send_join_to(via, 0, vec![via], 1),
+        }
+    }
+
+    /// The adapter of a NAT-8 client.
+    pub(super) fn client_adapter(&self) -> Option<SocketAddr> {
+        match &self.phase {
+            Phase::Joining(Joining {
+                step: JoinStep::Client,
+                via,
+                ..
+            }) => Some(*via),
+            _ => None,
+        }
+    }
+
+    /// A register or lookup command of a NAT-8 client: the command's
+    /// REGISTER goes to the adapter as a plain SIP REGISTER (no Require:
+    /// dht, RES-4).
+    pub(super) fn client_command(&mut self, cmd: &Message<'static>, aor: &str) {
+        let (Some(adapter), Some(to)) =
+            (self.client_adapter(), cmd.to().map(|t| t.addr.uri.clone()))
+        else {
+            return;
+        };
+        let contact = cmd.contact_addrs().next().map(|c| c.addr.uri.clone());
+        let expires = cmd.expires();
+        let lookup = contact.is_none();
+        let purpose = Purpose::Client {
+            aor: aor.to_owned(),
+            lookup,
+        };
+        self.send_request(adapter, None, purpose, |_, txn| {
+            let mut m = build::request(Method::Register, addr_uri(adapter), to.clone(), to, txn);
+            if let Some(c) = contact {
+                m.push_contact(c, None);
+            }
+            if let Some(e) = expires {
+                m.push_header(Header::Expires(e));
+            }
+            m
+        });
+    }
+
+    /// The adapter's answer to a client command (`None`: no answer).
+    pub(super) fn on_client_answer(
+        &mut self,
+        aor: &str,
+        lookup: bool,
+        status: u16,
+        msg: Option<&Message<'_>>,
+    ) {
+        let aor = aor.to_owned();
+        self.event(if lookup {
+            Event::LookedUp {
+                aor,
+                status,
+                contacts: msg
+                    .map(|m| m.contact_addrs().map(|c| c.addr.uri.to_string()).collect())
+                    .unwrap_or_default(),
+            }
+        } else {
+            Event::Registered { aor, status }
+        });
     }
 }

@@ -843,6 +843,119 @@ fn join_10_and_nat_3_the_observed_address_decides_the_peer_id() {
     assert_eq!(joins(&out)[0].msg().sender_peer(), Some(Peer::at(addr(40))));
 }
 
+/// NAT-8 setup: a joiner behind a NAT (B saw it at `first`, not at its
+/// local address) whose bootstrap B reports C as its successor.
+fn behind_nat_with_two_peers(first: SocketAddr) -> (Node, Puppet, Puppet, Sent) {
+    let (mut n, b, options) = scripted_joiner(fast(40));
+    let c = Puppet::at(addr(31));
+    let out = reply(
+        &mut n,
+        ms(5),
+        &b,
+        &options,
+        200,
+        first,
+        &[link(LinkKind::S, 1, c.peer())],
+    );
+    assert!(joins(&out).is_empty(), "no join before comparing: {out:#?}");
+    let ask: Vec<Sent> = out.into_iter().filter(|s| s.to == c.addr()).collect();
+    assert_eq!(ask.len(), 1);
+    assert_eq!(ask[0].msg().method(), Some(&p2psip_wire::Method::Options));
+    (n, b, c, ask[0].clone())
+}
+
+#[test]
+fn nat_8_a_mapping_per_destination_makes_the_node_a_client_of_its_bootstrap() {
+    let first: SocketAddr = "192.0.2.9:7000".parse().unwrap();
+    let second: SocketAddr = "192.0.2.9:7001".parse().unwrap();
+    let (mut n, b, c, ask) = behind_nat_with_two_peers(first);
+    let bytes = c.answer(&ask.msg(), 200, second, &[]);
+    let outs = n.handle(
+        Input::Receive {
+            from: c.addr(),
+            transport: Transport::Udp,
+            bytes: &bytes,
+        },
+        ms(6),
+    );
+    assert!(events(&outs).contains(&Event::Client {
+        adapter: b.addr(),
+        seen: [first, second]
+    }));
+    assert!(sent(outs).is_empty());
+    // Nothing more: no join, ever.
+    let later = sent(n.handle(Input::Timeout, ms(10_000)));
+    assert!(joins(&later).is_empty(), "{later:#?}");
+    assert_eq!(n.phase(), PhaseKind::Joining);
+    // Registrations go to the bootstrap as plain REGISTERs (RES-4).
+    let outs = sent(n.handle(
+        Input::Command(Command::Register {
+            aor: "sip:alice@chat".into(),
+            contact: "sip:alice@192.0.2.9:7000".into(),
+            expires: 60,
+        }),
+        ms(11_000),
+    ));
+    assert_eq!(outs.len(), 1);
+    let reg = &outs[0];
+    assert_eq!(reg.to, b.addr());
+    let m = reg.msg();
+    assert_eq!(reg.class(), Class::Plain);
+    assert!(!m.requires_dht());
+    assert_eq!(m.to().unwrap().addr.uri.to_string(), "sip:alice@chat");
+    assert_eq!(
+        m.contact_addrs().next().unwrap().addr.uri.to_string(),
+        "sip:alice@192.0.2.9:7000"
+    );
+    assert_eq!(m.expires(), Some(60));
+    let ok = print(&build::response(&m, 200, "OK", first, "a"));
+    let outs = n.handle(
+        Input::Receive {
+            from: b.addr(),
+            transport: Transport::Udp,
+            bytes: &ok,
+        },
+        ms(11_000),
+    );
+    assert!(events(&outs).contains(&Event::Registered {
+        aor: "sip:alice@chat".into(),
+        status: 200
+    }));
+}
+
+#[test]
+fn nat_8_one_public_endpoint_or_no_answer_and_the_node_joins() {
+    let first: SocketAddr = "192.0.2.9:7000".parse().unwrap();
+    // The second peer sees the same endpoint: join through the bootstrap.
+    let (mut n, b, c, ask) = behind_nat_with_two_peers(first);
+    let out = reply(&mut n, ms(6), &c, &ask, 200, first, &[]);
+    let j = joins(&out);
+    assert_eq!(j.len(), 1);
+    assert_eq!(j[0].to, b.addr());
+    assert_eq!(j[0].msg().sender_peer(), Some(Peer::at(first)));
+    // No answer within 4·T1: join anyway.
+    let (mut n, b, _c, _ask) = behind_nat_with_two_peers(first);
+    let t1 = n.config().t1;
+    let early = sent(n.handle(Input::Timeout, ms(5) + t1 * 3));
+    assert!(joins(&early).is_empty());
+    let out = sent(n.handle(Input::Timeout, ms(5) + t1 * 4));
+    assert_eq!(joins(&out)[0].to, b.addr());
+    // Not behind a NAT (seen at its own address): no comparison at all.
+    let (mut n, b, options) = scripted_joiner(fast(40));
+    let c = Puppet::at(addr(31));
+    let out = reply(
+        &mut n,
+        ms(5),
+        &b,
+        &options,
+        200,
+        addr(40),
+        &[link(LinkKind::S, 1, c.peer())],
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(joins(&out)[0].to, b.addr());
+}
+
 #[test]
 fn join_2_follows_302s_and_gives_up_on_a_loop() {
     let (mut n, b, options) = scripted_joiner(fast(40));
