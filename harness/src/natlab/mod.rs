@@ -13,9 +13,10 @@ NAT, with every other party of the case outside it.
   since nothing can be concluded about the IUT, and not errors, which
   would make the run non-compliant for a harness defect).
 - [`kernel`]: the optional kernel backend (a network namespace behind
-  nftables masquerade), and why it is not used where it cannot be.
+  nftables masquerade): not implemented, its cases are skipped with the
+  reason and what the host would allow.
 
-The checks of NAT behaviour are in `crate::checks::nat`; `docs/nat.md`
+The checks of NAT behaviour are in `crate::checks::nat`; `nat/README.md`
 says what each backend can and cannot emulate.
 */
 

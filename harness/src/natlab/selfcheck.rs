@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use p2psip_nat::{Behaviour, NatConfig, ProbeConfig, self_check};
+use p2psip_nat::{Behaviour, NatConfig, ProbeConfig, SelfCheckReport, self_check};
 use tokio::sync::OnceCell;
 
 /// What C-NAT0 concluded about one configuration.
@@ -91,10 +91,29 @@ async fn probe_twice(mut nat: NatConfig) -> Verdict {
     nat.mapping_timeout = nat
         .mapping_timeout
         .max(probe.max_duration() + Duration::from_secs(5));
-    let mut notes = Vec::new();
-    for attempt in 1..=2 {
+    let mut attempts = Vec::new();
+    for _ in 0..2 {
         nat.public_ip = crate::net::next_loopback().into();
-        match self_check(nat.clone(), probe.clone()).await {
+        let r = self_check(nat.clone(), probe.clone())
+            .await
+            .map_err(|e| e.to_string());
+        let passed = matches!(&r, Ok(r) if r.passed());
+        attempts.push(r);
+        if passed {
+            break;
+        }
+    }
+    conclude(&nat, &attempts)
+}
+
+/// The verdict of up to two probe attempts: the first that classified the
+/// NAT as configured confirms it; misclassifications void it; a probe that
+/// never ran at all is a setup error.
+fn conclude(nat: &NatConfig, attempts: &[Result<SelfCheckReport, String>]) -> Verdict {
+    let mut notes = Vec::new();
+    for (i, a) in attempts.iter().enumerate() {
+        let attempt = i + 1;
+        match a {
             Ok(r) if r.passed() => {
                 let o = &r.observed;
                 let mut text = format!(
@@ -121,7 +140,7 @@ async fn probe_twice(mut nat: NatConfig) -> Verdict {
         nat.describe_full(),
         notes.join("; ")
     );
-    if notes.iter().all(|n| n.contains("probe failed")) {
+    if attempts.iter().all(|a| a.is_err()) {
         Verdict::Broken(text)
     } else {
         Verdict::Void(text)
@@ -166,5 +185,53 @@ mod tests {
         let (c, cached) = verify(&cfg).await;
         assert_eq!(c, a.0);
         assert!(cached);
+    }
+
+    fn report(nat: &NatConfig, observed_filtering: Behaviour) -> SelfCheckReport {
+        let observed = p2psip_nat::Classification {
+            mapping: nat.mapping,
+            filtering: observed_filtering,
+            hairpinning: Some(nat.hairpinning),
+            local: "127.0.0.2:4000".parse().unwrap(),
+            mapped: std::net::SocketAddr::new(nat.public_ip, 5000),
+            behind_nat: true,
+            port_preserved: false,
+        };
+        SelfCheckReport {
+            config: nat.clone(),
+            mismatches: p2psip_nat::compare(nat, &observed, true),
+            observed,
+        }
+    }
+
+    /// A misclassification twice voids the configuration (its cases are
+    /// skipped as void, not failed); once, followed by a right one,
+    /// confirms it and says so; probes that never ran are a setup error.
+    #[test]
+    fn misclassifications_void_and_failed_probes_break() {
+        let nat =
+            NatConfig::with_behaviour(Behaviour::EndpointIndependent, Behaviour::AddressDependent);
+        let wrong = report(&nat, Behaviour::AddressAndPortDependent);
+        let right = report(&nat, Behaviour::AddressDependent);
+        assert!(!wrong.passed() && right.passed());
+        match conclude(&nat, &[Ok(wrong.clone()), Ok(wrong.clone())]) {
+            Verdict::Void(t) => {
+                assert!(t.contains("filtering: configured address-dependent"), "{t}");
+                assert!(t.contains("attempt 2"), "{t}");
+            }
+            v => panic!("{v:?}"),
+        }
+        match conclude(&nat, &[Ok(wrong.clone()), Ok(right)]) {
+            Verdict::Confirmed(t) => assert!(t.contains("after: attempt 1"), "{t}"),
+            v => panic!("{v:?}"),
+        }
+        assert!(matches!(
+            conclude(&nat, &[Err("no answer".into()), Ok(wrong)]),
+            Verdict::Void(_)
+        ));
+        assert!(matches!(
+            conclude(&nat, &[Err("a".into()), Err("b".into())]),
+            Verdict::Broken(_)
+        ));
     }
 }
