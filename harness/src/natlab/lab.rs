@@ -130,11 +130,13 @@ pub fn entry_text(e: &PacketLogEntry) -> String {
     )
 }
 
-/// Records both legs of every relayed packet in the case evidence: the
-/// packet as the relay received it (with the NAT's decision in the
-/// ladder) and, when forwarded, as it sent it on. A leg whose other end
-/// is a puppet is already in the pcap (the puppet records what it sends
-/// and receives), so it goes to the ladder only.
+/// Records both legs of every relayed packet in the case evidence, each
+/// in the ladder and the pcap alike: the packet as the relay received it
+/// (with the NAT's decision in the ladder) and, when forwarded, as it sent
+/// it on. A forwarded leg whose other end is a puppet is left out: the
+/// puppet records that datagram itself, and the relay's other leg shows
+/// the NAT's decision. A dropped packet from a puppet is recorded, so the
+/// drop is visible (the pcap then holds it as both sockets saw it).
 fn tap(
     rec: Arc<Recorder>,
     inside: HashMap<SocketAddr, String>,
@@ -154,14 +156,10 @@ fn tap(
                 drop_text(d)
             ),
         };
-        rec.relayed(
-            Dir::Received,
-            e.src,
-            e.dst,
-            bytes,
-            &note,
-            !puppets.contains(&e.src),
-        );
+        let forwarded = matches!(e.decision, Decision::Forwarded { .. });
+        if !(forwarded && puppets.contains(&e.src)) {
+            rec.relayed(Dir::Received, e.src, e.dst, bytes, &note, true);
+        }
         if let Decision::Forwarded { from, to } = e.decision {
             if matches!(e.direction, Direction::Outbound | Direction::Hairpin)
                 && rec.label_of(from).is_none()
@@ -170,14 +168,9 @@ fn tap(
                     rec.label(from, format!("{n} (public)"));
                 }
             }
-            rec.relayed(
-                Dir::Sent,
-                from,
-                to,
-                bytes,
-                "[relayed by the NAT]",
-                !puppets.contains(&to),
-            );
+            if !puppets.contains(&to) {
+                rec.relayed(Dir::Sent, from, to, bytes, "[relayed by the NAT]", true);
+            }
         }
     })
 }
