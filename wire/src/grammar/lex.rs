@@ -108,7 +108,7 @@ impl Spelling {
     }
 
     /// Whether `line` starts with this name, as a whole token.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn starts(&self, line: &[u8]) -> bool {
         match line.get(self.len) {
             Some(b) if !TOKEN[*b as usize] => {}
@@ -116,22 +116,32 @@ impl Spelling {
         }
         // Whole words of the line where it has them: the bytes past the
         // name do not count.
-        (0..self.len.div_ceil(8)).all(|k| {
+        let mut k = 0;
+        while k * 8 < self.len {
             let w = match line.get(k * 8..k * 8 + 8) {
                 Some(w) => word(w),
                 None => word(&line[k * 8..]),
             };
-            w & self.care[k] == self.lower[k]
-        })
+            if w & self.care[k] != self.lower[k] {
+                return false;
+            }
+            k += 1;
+        }
+        true
     }
 
     /// Whether `s`, at least as long as the name, starts with it.
     #[inline(always)]
     fn prefix_of(&self, s: &[u8]) -> bool {
-        (0..self.len.div_ceil(8)).all(|k| {
+        let mut k = 0;
+        while k * 8 < self.len {
             let end = (k * 8 + 8).min(self.len);
-            word(&s[k * 8..end]) & self.care[k] == self.lower[k]
-        })
+            if word(&s[k * 8..end]) & self.care[k] != self.lower[k] {
+                return false;
+            }
+            k += 1;
+        }
+        true
     }
 }
 

@@ -363,10 +363,13 @@ fn start_line<'a>(cx: &mut Cx<'a>, line: &'a [u8]) -> Result<StartLine<'a>, Pars
     }
     let (rest, method) = lex::token(line).map_err(|_| bad(line, cx))?;
     let rest = rest.strip_prefix(b" ").ok_or_else(|| bad(rest, cx))?;
-    let (rest, uri) = uri::uri(cx, rest, uri::Place::RequestLine).map_err(|e| {
-        let at = header::failed_at(e, rest);
-        ParseError::new(cx.offset(at), ErrorKind::Uri)
-    })?;
+    let (rest, uri) = match uri::plain_request_uri(rest) {
+        Some(plain) => plain,
+        None => uri::uri(cx, rest, uri::Place::RequestLine).map_err(|e| {
+            let at = header::failed_at(e, rest);
+            ParseError::new(cx.offset(at), ErrorKind::Uri)
+        })?,
+    };
     let version = rest.strip_prefix(b" ").ok_or_else(|| bad(rest, cx))?;
     if !version.eq_ignore_ascii_case(b"SIP/2.0") {
         return Err(bad(version, cx));
@@ -431,66 +434,70 @@ fn header_name(line: &[u8], profile: Profile) -> Option<(&[u8], Name)> {
         };
         return Some((&line[..1], name));
     }
-    // The long forms the model types, by first letter, compared a word at
-    // a time.
-    let candidates: &[(lex::Spelling, Name)] = match first | 0x20 {
-        b'v' => LONG_V,
-        b't' => LONG_T,
-        b'f' => LONG_F,
-        b'c' => LONG_C,
-        b'm' => LONG_M,
-        b'e' => LONG_E,
-        b'r' => LONG_R,
-        b's' => LONG_S,
-        b'u' => LONG_U,
-        b'd' => LONG_D,
-        _ => &[],
+    // The long forms the model types: one candidate, picked by a letter or
+    // two, compared a word at a time.
+    let at = |k: usize| line.get(k).map_or(0, |b| b | 0x20);
+    let known = |s: &lex::Spelling, kind: Name| s.starts(line).then_some((s.len, kind));
+    let found = match first | 0x20 {
+        b'v' => known(&VIA, Name::Via),
+        b't' => known(&TO, Name::To),
+        b'f' => known(&FROM, Name::From),
+        b'c' => match at(1) {
+            b'a' => known(&CALL_ID, Name::CallId),
+            b's' => known(&CSEQ, Name::CSeq),
+            b'o' => match (at(4), at(8)) {
+                (b'a', _) => known(&CONTACT, Name::Contact),
+                (b'e', b'l') => known(&CONTENT_LENGTH, Name::ContentLength),
+                (b'e', b't') => known(&CONTENT_TYPE, Name::Known("Content-Type")),
+                _ => None,
+            },
+            _ => None,
+        },
+        b'm' => known(&MAX_FORWARDS, Name::MaxForwards),
+        b'e' => known(&EXPIRES, Name::Expires),
+        b'r' => match (at(2), at(4)) {
+            (b'u', _) => known(&ROUTE, Name::Route),
+            (b'c', _) => known(&RECORD_ROUTE, Name::RecordRoute),
+            (b'q', b'i') => known(&REQUIRE, Name::Require),
+            (b'q', b'e') => known(&REQUEST_DISPOSITION, Name::RequestDisposition),
+            _ => None,
+        },
+        b's' => known(&SUPPORTED, Name::Supported),
+        b'u' => known(&UNSUPPORTED, Name::Unsupported),
+        b'd' => match at(4) {
+            b'l' => known(&DHT_LINK, Name::DhtLink),
+            b'p' => known(&DHT_PEER_ID, Name::DhtPeerId),
+            b'n' if profile == Profile::Sipping02 => known(&DHT_NODE_ID, Name::DhtNodeId),
+            _ => None,
+        },
+        _ => None,
     };
-    let n = match candidates.iter().find(|(s, _)| s.starts(line)) {
-        Some((s, kind)) => {
-            let kind = match kind {
-                Name::DhtNodeId if profile != Profile::Sipping02 => Name::Unknown,
-                kind => *kind,
-            };
-            return Some((&line[..s.len], kind));
-        }
-        None => lex::span(line, &lex::TOKEN),
-    };
-    Some((&line[..n], Name::Unknown))
+    match found {
+        Some((n, kind)) => Some((&line[..n], kind)),
+        None => Some((&line[..lex::span(line, &lex::TOKEN)], Name::Unknown)),
+    }
 }
 
-/// The long forms of the names the model types, by first letter.
-const LONG_V: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("Via"), Name::Via)];
-const LONG_T: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("To"), Name::To)];
-const LONG_F: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("From"), Name::From)];
-const LONG_C: &[(lex::Spelling, Name)] = &[
-    (lex::Spelling::of("CSeq"), Name::CSeq),
-    (lex::Spelling::of("Call-ID"), Name::CallId),
-    (lex::Spelling::of("Contact"), Name::Contact),
-    (lex::Spelling::of("Content-Length"), Name::ContentLength),
-    (
-        lex::Spelling::of("Content-Type"),
-        Name::Known("Content-Type"),
-    ),
-];
-const LONG_M: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("Max-Forwards"), Name::MaxForwards)];
-const LONG_E: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("Expires"), Name::Expires)];
-const LONG_R: &[(lex::Spelling, Name)] = &[
-    (lex::Spelling::of("Route"), Name::Route),
-    (lex::Spelling::of("Require"), Name::Require),
-    (lex::Spelling::of("Record-Route"), Name::RecordRoute),
-    (
-        lex::Spelling::of("Request-Disposition"),
-        Name::RequestDisposition,
-    ),
-];
-const LONG_S: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("Supported"), Name::Supported)];
-const LONG_U: &[(lex::Spelling, Name)] = &[(lex::Spelling::of("Unsupported"), Name::Unsupported)];
-const LONG_D: &[(lex::Spelling, Name)] = &[
-    (lex::Spelling::of("DHT-Link"), Name::DhtLink),
-    (lex::Spelling::of("DHT-PeerID"), Name::DhtPeerId),
-    (lex::Spelling::of("DHT-NodeID"), Name::DhtNodeId),
-];
+/// The long forms of the names the model types.
+const VIA: lex::Spelling = lex::Spelling::of("Via");
+const TO: lex::Spelling = lex::Spelling::of("To");
+const FROM: lex::Spelling = lex::Spelling::of("From");
+const CALL_ID: lex::Spelling = lex::Spelling::of("Call-ID");
+const CSEQ: lex::Spelling = lex::Spelling::of("CSeq");
+const CONTACT: lex::Spelling = lex::Spelling::of("Contact");
+const CONTENT_LENGTH: lex::Spelling = lex::Spelling::of("Content-Length");
+const CONTENT_TYPE: lex::Spelling = lex::Spelling::of("Content-Type");
+const MAX_FORWARDS: lex::Spelling = lex::Spelling::of("Max-Forwards");
+const EXPIRES: lex::Spelling = lex::Spelling::of("Expires");
+const ROUTE: lex::Spelling = lex::Spelling::of("Route");
+const RECORD_ROUTE: lex::Spelling = lex::Spelling::of("Record-Route");
+const REQUIRE: lex::Spelling = lex::Spelling::of("Require");
+const REQUEST_DISPOSITION: lex::Spelling = lex::Spelling::of("Request-Disposition");
+const SUPPORTED: lex::Spelling = lex::Spelling::of("Supported");
+const UNSUPPORTED: lex::Spelling = lex::Spelling::of("Unsupported");
+const DHT_LINK: lex::Spelling = lex::Spelling::of("DHT-Link");
+const DHT_PEER_ID: lex::Spelling = lex::Spelling::of("DHT-PeerID");
+const DHT_NODE_ID: lex::Spelling = lex::Spelling::of("DHT-NodeID");
 
 impl Name {
     fn label(self) -> &'static str {
@@ -641,4 +648,73 @@ pub fn peer_of(uri: &Uri<'_>) -> Option<Peer> {
         id,
         addr: std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_in_any_case_and_near_misses() {
+        let named = [
+            ("Via", Name::Via),
+            ("To", Name::To),
+            ("From", Name::From),
+            ("Call-ID", Name::CallId),
+            ("CSeq", Name::CSeq),
+            ("Contact", Name::Contact),
+            ("Content-Length", Name::ContentLength),
+            ("Content-Type", Name::Known("Content-Type")),
+            ("Max-Forwards", Name::MaxForwards),
+            ("Expires", Name::Expires),
+            ("Route", Name::Route),
+            ("Record-Route", Name::RecordRoute),
+            ("Require", Name::Require),
+            ("Request-Disposition", Name::RequestDisposition),
+            ("Supported", Name::Supported),
+            ("Unsupported", Name::Unsupported),
+            ("DHT-Link", Name::DhtLink),
+            ("DHT-PeerID", Name::DhtPeerId),
+        ];
+        for (name, kind) in named {
+            for spelled in [name.to_owned(), name.to_lowercase(), name.to_uppercase()] {
+                for after in [": x", ":x", " : x", ":"] {
+                    let line = format!("{spelled}{after}");
+                    let (n, k) = header_name(line.as_bytes(), Profile::DsipChord).unwrap();
+                    assert_eq!((n, k), (spelled.as_bytes(), kind), "{line}");
+                }
+                // A longer token is another header.
+                for more in ["s", "-X", "1"] {
+                    let line = format!("{spelled}{more}: x");
+                    let (n, k) = header_name(line.as_bytes(), Profile::DsipChord).unwrap();
+                    assert_eq!(n.len(), spelled.len() + more.len(), "{line}");
+                    assert_eq!(k, Name::Unknown, "{line}");
+                }
+            }
+            // A shorter one too.
+            let line = format!("{}: x", &name[..name.len() - 1]);
+            if name.len() > 2 {
+                let (_, k) = header_name(line.as_bytes(), Profile::DsipChord).unwrap();
+                assert_ne!(k, kind, "{line}");
+            }
+        }
+        let node = b"dht-nodeid: x";
+        assert_eq!(
+            header_name(node, Profile::DsipChord).unwrap().1,
+            Name::Unknown
+        );
+        assert_eq!(
+            header_name(node, Profile::Sipping02).unwrap().1,
+            Name::DhtNodeId
+        );
+        assert_eq!(
+            header_name(b"v: x", Profile::DsipChord).unwrap().1,
+            Name::Via
+        );
+        assert_eq!(
+            header_name(b"X-Y: x", Profile::DsipChord).unwrap(),
+            (&b"X-Y"[..], Name::Unknown)
+        );
+        assert_eq!(header_name(b": x", Profile::DsipChord), None);
+    }
 }
