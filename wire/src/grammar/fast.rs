@@ -20,7 +20,7 @@ use super::Cx;
 use super::check::{self, FROM, TO};
 use super::header::{link_params, plain_param, push, via_params};
 use super::lex::{self, TOKEN, USER};
-use super::uri::ipv4_prefix;
+use super::uri::{host, ipv4_prefix};
 use crate::error::Deviation;
 use crate::id::Id;
 use crate::message::{
@@ -77,6 +77,48 @@ fn peer_addr(i: &[u8]) -> Option<(PeerAddr<'_>, &[u8])> {
         },
         rest,
     ))
+}
+
+/// The parts of a [`user_addr`]: user part, host, port, and the rest.
+type UserAddr<'a> = (&'a [u8], Host<'a>, Option<u16>, &'a [u8]);
+
+/// The address of a user as senders write it, `<sip:USER@HOST[:PORT]>`
+/// with no parameters: the user part, host, port and the rest after the
+/// `>`. Nothing in it has a rule to check.
+#[inline(always)]
+fn user_addr<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Option<UserAddr<'a>> {
+    let rest = lex::lit(i, b"<sip:")?;
+    let n = lex::span(rest, &USER);
+    if n == 0 || rest.get(n) != Some(&b'@') {
+        return None;
+    }
+    let (rest, host) = host(cx, &rest[n + 1..]).ok()?;
+    let (port, rest) = match rest {
+        [b':', digits @ ..] => {
+            let (port, rest) = lex::short_port(digits)?;
+            (Some(port), rest)
+        }
+        _ => (None, rest),
+    };
+    Some((&i[5..5 + n], host, port, lex::lit(rest, b">")?))
+}
+
+/// The name-addr of a [`user_addr`].
+#[inline(always)]
+fn user_name_addr<'a>(user: Cow<'a, str>, host: Host<'a>, port: Option<u16>) -> NameAddr<'a> {
+    NameAddr {
+        display: None,
+        uri: Uri {
+            scheme: Scheme::Sip,
+            user: Some(user),
+            password: None,
+            host,
+            port,
+            params: UriParams::default(),
+            headers: None,
+            opaque: None,
+        },
+    }
 }
 
 /// The name-addr of a [`PeerAddr`] (its user part as text), as the
@@ -155,55 +197,84 @@ pub(crate) fn from_to<'a>(
     slot: usize,
     make: impl FnOnce(FromTo<'a>) -> Header<'a>,
 ) -> bool {
-    let Some((p, rest)) = peer_addr(value) else {
-        return false;
-    };
-    let tag = match rest {
-        [] => None,
+    let tag = |cx: &Cx<'a>, rest: &'a [u8]| match rest {
+        [] => Some(None),
         _ => match plain_param(rest, b";tag=") {
-            Some((tag, [])) => Some(cx.text(tag)),
-            _ => return false,
+            Some((tag, [])) => Some(Some(cx.text(tag))),
+            _ => None,
         },
     };
-    let user = cx.text(p.user);
-    push(out, || {
-        make(FromTo {
-            addr: name_addr(user, &p),
-            tag,
-            other: Cow::Borrowed(""),
-        })
-    });
+    if let Some((p, rest)) = peer_addr(value) {
+        let Some(tag) = tag(cx, rest) else {
+            return false;
+        };
+        let user = cx.text(p.user);
+        push(out, || {
+            make(FromTo {
+                addr: name_addr(user, &p),
+                tag,
+                other: Cow::Borrowed(""),
+            })
+        });
+        check_peer(cx, &p);
+    } else {
+        let Some((user, host, port, rest)) = user_addr(cx, value) else {
+            return false;
+        };
+        let Some(tag) = tag(cx, rest) else {
+            return false;
+        };
+        let user = cx.text(user);
+        push(out, || {
+            make(FromTo {
+                addr: user_name_addr(user, host, port),
+                tag,
+                other: Cow::Borrowed(""),
+            })
+        });
+    }
     match slot {
         FROM => cx.tally.from(out.len() - 1),
         _ => cx.tally.count(TO),
     }
-    check_peer(cx, &p);
     true
 }
 
-/// Contact: `<PeerURI>` and `;expires=SECS` if any.
+/// Contact: `<PeerURI>` or a user's address, and `;expires=SECS` if any.
 #[inline]
 pub(crate) fn contact<'a>(cx: &mut Cx<'a>, value: &'a [u8], out: &mut Vec<Header<'a>>) -> bool {
-    let Some((p, rest)) = peer_addr(value) else {
-        return false;
-    };
-    let expires = match rest {
-        [] => None,
+    let expires = |rest: &[u8]| match rest {
+        [] => Some(None),
         _ => match lex::lit(rest, b";expires=").and_then(lex::value_number) {
-            Some((n, [])) => Some(n),
-            _ => return false,
+            Some((n, [])) => Some(Some(n)),
+            _ => None,
         },
     };
-    let user = cx.text(p.user);
-    push(out, || {
+    let entry = |addr, expires| {
         Header::Contact(crate::message::Contact::Addr(ContactAddr {
-            addr: name_addr(user, &p),
+            addr,
             expires,
             q: None,
             other: Cow::Borrowed(""),
         }))
-    });
-    check_peer(cx, &p);
+    };
+    if let Some((p, rest)) = peer_addr(value) {
+        let Some(expires) = expires(rest) else {
+            return false;
+        };
+        let user = cx.text(p.user);
+        push(out, || entry(name_addr(user, &p), expires));
+        check_peer(cx, &p);
+    } else {
+        let Some((user, host, port, rest)) = user_addr(cx, value) else {
+            return false;
+        };
+        let Some(expires) = expires(rest) else {
+            return false;
+        };
+        let user = cx.text(user);
+        push(out, || entry(user_name_addr(user, host, port), expires));
+    }
     true
 }
 
@@ -217,8 +288,15 @@ pub(crate) fn dht_peer_id<'a>(
 ) -> bool {
     let parts = || {
         let (p, rest) = peer_addr(value)?;
-        let (algorithm, r) = plain_param(rest, b";algorithm=")?;
-        let (dht, r) = plain_param(r, b";dht=")?;
+        // Most often the usual algorithm and DHT, compared at once.
+        let (algorithm, dht, r) = match lex::lit(rest, b";algorithm=sha1;dht=Chord1.0") {
+            Some(r) => (&rest[11..15], &rest[20..28], r),
+            None => {
+                let (algorithm, r) = plain_param(rest, b";algorithm=")?;
+                let (dht, r) = plain_param(r, b";dht=")?;
+                (algorithm, dht, r)
+            }
+        };
         let (overlay, r) = plain_param(r, b";overlay=")?;
         let (expires, r) = lex::value_number(lex::lit(r, b";expires=")?)?;
         r.is_empty()
@@ -369,6 +447,22 @@ mod tests {
                 format!("<sip:{a};pID={ID}>"),
             ]
         })
+        .chain(
+            [
+                "<sip:alice@example.org>",
+                "<sip:alice@example.org:5070>",
+                "<sip:alice@192.0.2.10:5060>",
+                "<sip:alice@192.0.2.10.5:5060>",
+                "<sip:alice@192.0.2.10:050600>",
+                "<sip:alice@[2001:db8::1]:5060>",
+                "<sip:a;b@example.org>",
+                "<sip:example.org>",
+                "<sip:alice@example.org;transport=tcp>",
+                "<sip:alice@example.org;user=node>",
+                "<sip:alice@-bad->",
+            ]
+            .map(String::from),
+        )
         .collect()
     }
 

@@ -261,6 +261,17 @@ fn message<'a>(
 
     let mut pos = line_end + 1;
     let mut headers = Vec::with_capacity(head.values);
+    // Most often every line ends in CRLF and none is folded: the header
+    // lines are then what lies between the line ends found.
+    if let Some([first, rest @ ..]) = head.take_plain_lines() {
+        let mut from = *first as usize + 1;
+        for &lf in rest {
+            let lf = lf as usize;
+            header_line(cx, &input[from..lf - 1], &mut headers)?;
+            from = lf + 1;
+        }
+        pos = from;
+    }
     loop {
         let rest = &input[pos..];
         match rest {

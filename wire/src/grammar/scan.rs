@@ -25,6 +25,9 @@ pub(crate) struct Head {
     pub(crate) values: usize,
     /// Whether every byte of the input up to `end` is ASCII.
     pub(crate) ascii: bool,
+    /// Whether every line end found is a CRLF and starts no fold: the
+    /// lines are then exactly what lies between the LFs.
+    pub(crate) plain: bool,
     /// The offsets of the first LFs of the head, in order.
     lf: [u32; KEPT],
     kept: usize,
@@ -42,6 +45,7 @@ impl Head {
             end: 0,
             values: 1,
             ascii: true,
+            plain: true,
             lf: [0; KEPT],
             kept: 0,
             complete: true,
@@ -52,9 +56,13 @@ impl Head {
     /// Scans `input` from `start` (the start line).
     #[inline(always)]
     pub(crate) fn scan(&mut self, input: &[u8], start: usize) {
-        let head = self;
-        head.end = input.len();
-        head.ascii = input[..start.min(input.len())].is_ascii();
+        // Kept in locals (registers) while the loop runs.
+        let mut end = input.len();
+        let mut values = self.values;
+        let mut ascii = input[..start.min(input.len())].is_ascii();
+        let mut plain = true;
+        let mut kept = 0;
+        let mut complete = true;
         let mut at = start;
         while at < input.len() {
             let n = (input.len() - at).min(BLOCK);
@@ -77,15 +85,33 @@ impl Head {
             while lfs != 0 {
                 let p = at + lfs.trailing_zeros() as usize;
                 lfs &= lfs - 1;
-                head.keep(p);
-                head.values += 1;
-                let empty_line_follows = match input.get(p + 1) {
+                match (self.lf.get_mut(kept), u32::try_from(p)) {
+                    (Some(slot), Ok(p)) => {
+                        *slot = p;
+                        kept += 1;
+                    }
+                    _ => complete = false,
+                }
+                values += 1;
+                // The byte before the LF and the two after it, read at once
+                // where the input has them (`p > start`: a start line is
+                // not empty).
+                let (before, next, after) = match input.get(p - 1..p + 3) {
+                    Some(&[b, _, n, a]) => (b, Some(n), Some(a)),
+                    _ => (
+                        input[p - 1],
+                        input.get(p + 1).copied(),
+                        input.get(p + 2).copied(),
+                    ),
+                };
+                plain &= before == b'\r' && !matches!(next, Some(b' ' | b'\t'));
+                let empty_line_follows = match next {
                     Some(b'\n') => true,
-                    Some(b'\r') => input.get(p + 2) == Some(&b'\n'),
+                    Some(b'\r') => after == Some(b'\n'),
                     _ => false,
                 };
                 if empty_line_follows {
-                    head.end = p + 1;
+                    end = p + 1;
                     len = p + 1 - at;
                     break;
                 }
@@ -93,25 +119,33 @@ impl Head {
             if masks.rare {
                 // Commas and bytes beyond ASCII, counted one by one.
                 for b in &input[at..at + len] {
-                    head.values += usize::from(*b == b',');
-                    head.ascii &= b.is_ascii();
+                    values += usize::from(*b == b',');
+                    ascii &= b.is_ascii();
                 }
             }
-            if head.end != input.len() {
+            if end != input.len() {
                 break;
             }
             at += n;
         }
+        self.end = end;
+        self.values = values;
+        self.ascii = ascii;
+        self.plain = plain;
+        self.kept = kept;
+        self.complete = complete;
     }
 
-    fn keep(&mut self, p: usize) {
-        match (self.lf.get_mut(self.kept), u32::try_from(p)) {
-            (Some(slot), Ok(p)) => {
-                *slot = p;
-                self.kept += 1;
-            }
-            _ => self.complete = false,
+    /// The LFs kept, in order, when they are every LF of the head and
+    /// [`plain`](Head::plain): the lines are then what lies between them.
+    /// Taking them moves the search for the next LF past them.
+    #[inline(always)]
+    pub(crate) fn take_plain_lines(&mut self) -> Option<&[u32]> {
+        if !(self.plain && self.complete) {
+            return None;
         }
+        self.next = self.kept;
+        Some(&self.lf[..self.kept])
     }
 
     /// The offset of the first LF of `input` at or after `from`, for
@@ -272,5 +306,70 @@ mod tests {
         assert!(!head.complete);
         assert_eq!(lfs.len(), 202);
         assert_eq!(head.values, 202);
+    }
+
+    /// What the scan must find, the slow way.
+    fn reference(input: &[u8], start: usize) -> (usize, usize, bool, bool, Vec<usize>) {
+        let lfs: Vec<usize> = (start..input.len())
+            .filter(|&i| input[i] == b'\n')
+            .collect();
+        let mut end = input.len();
+        let mut head_lfs = vec![];
+        for &p in &lfs {
+            head_lfs.push(p);
+            let empty = input.get(p + 1) == Some(&b'\n')
+                || (input.get(p + 1) == Some(&b'\r') && input.get(p + 2) == Some(&b'\n'));
+            if empty {
+                end = p + 1;
+                break;
+            }
+        }
+        let commas = input[start..end].iter().filter(|b| **b == b',').count();
+        let values = 1 + head_lfs.len() + commas;
+        let ascii = input[..end].is_ascii();
+        let plain = head_lfs
+            .iter()
+            .all(|&p| input[p - 1] == b'\r' && !matches!(input.get(p + 1), Some(b' ' | b'\t')));
+        (end, values, ascii, plain, head_lfs)
+    }
+
+    #[test]
+    fn agrees_with_the_slow_way() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let alphabet = b"\r\n\r\n \t,aaaaaaaa\xc3";
+        for round in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = 1 + (x % 300) as usize;
+            let mut input = vec![b'A'];
+            for _ in 1..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mostly text, with runs of line ends now and then.
+                let b = if round % 3 == 0 || x % 4 != 0 {
+                    alphabet[(x >> 8) as usize % alphabet.len()]
+                } else {
+                    b'a'
+                };
+                input.push(b);
+            }
+            let (head, lfs) = lines(&input, 0);
+            let (end, values, ascii, plain, head_lfs) = reference(&input, 0);
+            assert_eq!(head.end, end, "{input:?}");
+            assert_eq!(head.values, values, "{input:?}");
+            assert_eq!(head.ascii, ascii, "{input:?}");
+            if head.complete {
+                assert_eq!(head.plain, plain, "{input:?}");
+                assert_eq!(
+                    &head.lf[..head.kept],
+                    &head_lfs.iter().map(|p| *p as u32).collect::<Vec<_>>()[..]
+                );
+            }
+            // Every LF is found, head or not.
+            let all: Vec<usize> = (0..input.len()).filter(|&i| input[i] == b'\n').collect();
+            assert_eq!(lfs, all, "{input:?}");
+        }
     }
 }
