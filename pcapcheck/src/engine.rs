@@ -47,6 +47,9 @@ const MAX_CHAINS: usize = 100_000;
 const MAX_CHAIN_HOPS: usize = 64;
 const MAX_CAPTURE_PROBLEMS: usize = 100;
 const MAX_VERIFIED_PER_PEER: usize = 4096;
+/// Legs of one transaction: a request relayed through a NAT is seen on
+/// both sides, and a rebinding mid-transaction adds the new mapping's.
+const MAX_LEGS: usize = 4;
 /// Pairs of addresses seen exchanging messages (QUERY-7 on partial
 /// captures), and pairs with held QUERY-7 findings.
 const MAX_TALK_PAIRS: usize = 200_000;
@@ -301,6 +304,10 @@ pub struct Checker {
     /// exchanging a message (else it does not see their traffic).
     unverified: FxMap<(SocketAddr, SocketAddr), HeldReports>,
 }
+
+/// What an answer's request was: (requester, routed key, its frame, the
+/// leg's source, when it was first seen).
+type Paired = (Option<Id>, Option<Id>, u64, SocketAddr, Ns);
 
 /// QUERY-7 reports of one pair, held until the end.
 #[derive(Default)]
@@ -634,7 +641,7 @@ impl Checker {
                         }
                     }
                     None => {
-                        if txn.legs.len() < 2 {
+                        if txn.legs.len() < MAX_LEGS {
                             txn.legs.push(new_leg_of(at, sender));
                             new_leg = true;
                         }
@@ -973,6 +980,7 @@ impl Checker {
             self.sink.judged(Req::Txn3);
         }
         let leg = &mut txn.legs[li];
+        let req_first = leg.first;
         let provisional = status < 200;
         let first_answer = !leg.any_response;
         if first_answer {
@@ -1219,7 +1227,7 @@ impl Checker {
                 status,
                 r,
                 class,
-                Some((requester, routed_key, req_frame, leg_src)),
+                Some((requester, routed_key, req_frame, leg_src, req_first)),
                 judged,
             );
         }
@@ -1237,7 +1245,7 @@ impl Checker {
         status: u16,
         r: Named,
         class: Class,
-        pair: Option<(Option<Id>, Option<Id>, u64, SocketAddr)>,
+        pair: Option<Paired>,
         judged: bool,
     ) {
         let now = ns(at.ts);
@@ -1265,7 +1273,7 @@ impl Checker {
         if judged {
             if !links.is_empty() {
                 self.link_order(at, raw, &r, &links, p1, s1);
-                self.link_truth(at, raw, &r, &links, now);
+                self.link_truth(at, raw, &r, &links, now, pair.map(|p| p.4));
                 self.link_expiry(at, raw, &r, &links, now);
             }
             let routing = msg.cseq().is_some_and(|c| c.method == Method::Register)
@@ -1274,11 +1282,16 @@ impl Checker {
                 // QUERY-4: P1 (unless NULL) and S1; a lone peer reports nothing.
                 // A first peer whose successor is still itself reports no
                 // S1 (JOIN-8): judged once the responder has reported one.
-                let had_s1 = self
-                    .peers
-                    .get(&r.id)
-                    .and_then(|p| p.s1)
-                    .is_some_and(|(t, _, life)| now - t <= i64::from(life) * SEC);
+                // A responder whose last S1 is known gone (left, or silent
+                // for Timer F) may be alone again (its successor is itself).
+                let had_s1 =
+                    self.peers
+                        .get(&r.id)
+                        .and_then(|p| p.s1)
+                        .is_some_and(|(t, s, life)| {
+                            now - t <= i64::from(life) * SEC
+                                && self.peers.get(&s).is_none_or(|p| p.gone.is_none())
+                        });
                 self.sink.judged(Req::Query4);
                 if !links.is_empty() && s1.is_none() && had_s1 {
                     self.sink
@@ -1293,7 +1306,7 @@ impl Checker {
             }
             if routing {
                 let key = match pair {
-                    Some((_, k, _, _)) => k,
+                    Some((_, k, _, _, _)) => k,
                     None => response_key(msg, class),
                 };
                 if let Some(key) = key {
@@ -1445,7 +1458,16 @@ impl Checker {
     }
 
     /// QUERY-7, LEAVE-2 and C-L3 against what the capture showed.
-    fn link_truth(&mut self, at: &At, raw: &[u8], r: &Named, links: &[LinkRef], now: Ns) {
+    /// `asked` is when the request answered was first seen, if captured.
+    fn link_truth(
+        &mut self,
+        at: &At,
+        raw: &[u8],
+        r: &Named,
+        links: &[LinkRef],
+        now: Ns,
+        asked: Option<Ns>,
+    ) {
         let grace = self.opts.stale_grace().as_nanos() as Ns;
         let Some(state) = self.peers.get(&r.id) else {
             return;
@@ -1468,6 +1490,9 @@ impl Checker {
                 && l.depth == 1
                 && let Some((_, t)) = state.leaves_answered.iter().find(|(x, _)| *x == l.id)
                 && now > *t
+                // An answer to a request that arrived before the leave was
+                // answered may have been composed before it.
+                && asked.is_none_or(|a| a > *t)
                 && linked.is_none_or(|p| p.last_sent <= *t + f)
             {
                 after_leave.push((*l, *t));
