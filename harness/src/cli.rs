@@ -40,6 +40,16 @@ pub enum Command {
     /// Judge captures offline (`check`) and replay them against an IUT (`replay`).
     #[command(subcommand)]
     Pcap(cmd::pcap::PcapCommand),
+    /// Simulate an overlay of reference nodes in virtual time and check it.
+    #[command(
+        long_about = "Simulate an overlay of reference nodes in virtual time and check it: \
+            the reference node's sans-I/O core on an in-memory network (latency, jitter, loss), \
+            with scripted joins, failures, leaves and seeded churn. Reports convergence in \
+            stabilisation intervals, lookup correctness and hops, replica placement, messages \
+            per node per interval and memory per node.",
+        after_long_help = p2psip_sim::cli::AFTER_HELP
+    )]
+    Sim(Box<cmd::sim::Args>),
     /// The reference node, in-process (the arguments of `p2psip-node`).
     #[command(hide = true, disable_help_flag = true)]
     Node(cmd::node::Args),
@@ -65,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Vectors(c) => cmd::vectors::run(c),
         Command::Run(args) => cmd::run::run(*args),
         Command::Pcap(c) => cmd::pcap::run(c),
+        Command::Sim(args) => cmd::sim::run(*args),
         Command::StubPeer(args) => cmd::stub::run(args),
         // The reference node keeps its own exit-code policy.
         Command::Node(args) => return cmd::node::run(args),

@@ -20,6 +20,11 @@ pub const CLIENT: Endpoint = u32::MAX - 1;
 /// The lookup client's address (TEST-NET-1, never a node's).
 pub const CLIENT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 5060);
 
+/// A hasher without a random key (SipHash with zero keys): the simulator's
+/// hash tables then grow and shrink the same way in every run, so the
+/// capacities in the memory report depend on the seed only.
+pub type FixedHasher = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+
 /// The most nodes the computed addresses can name.
 pub const MAX_NODES: u32 = (1 << 24) - 2;
 
@@ -35,10 +40,10 @@ pub fn default_addr(i: Endpoint) -> SocketAddr {
 /// Maps endpoints to addresses and back.
 #[derive(Debug, Default)]
 pub struct AddrBook {
-    /// Nodes placed at chosen addresses. Only looked up, never iterated,
-    /// so the hasher's randomness cannot reach the output.
-    chosen: HashMap<SocketAddr, Endpoint>,
-    chosen_rev: HashMap<Endpoint, SocketAddr>,
+    /// Nodes placed at chosen addresses. Only looked up, never iterated;
+    /// a fixed hasher keeps even their capacities the same run to run.
+    chosen: HashMap<SocketAddr, Endpoint, FixedHasher>,
+    chosen_rev: HashMap<Endpoint, SocketAddr, FixedHasher>,
 }
 
 impl AddrBook {

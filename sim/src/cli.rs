@@ -50,110 +50,149 @@ pub enum ChurnModel {
     Weibull,
 }
 
+/// The text after `p2psip sim --help`: scenarios, output, exit codes and
+/// examples, so the command is usable without reading the code.
+pub const AFTER_HELP: &str = "\
+Scenarios (--scenario):
+  join    --peers peers join through the first one (at --join-rate) and the
+          ring must become ideal (C-G5) within log2 N + 3 stabilisation
+          intervals (C-G6) and stay so (C-G7); --resources registrations
+          through the peers' adapter role, replicas on the hashed holders
+          (C-R1, C-R2); lookups of random keys and of every peer's ID, ID-1
+          and ID+1 (C-Q1..C-Q3); then --failures peers killed within the
+          failure rules of CHECKS.md, the ring heals, replicas are placed
+          again (C-R3) and no acknowledged registration is lost.
+  churn   the same start, then seeded churn (--churn-model, --mean-lifetime-s,
+          --duration-s, --leave-fraction) with lookups under churn; healing
+          and the same checks afterwards.
+  zave    the same start, then --zave-rounds joins into gaps of the ring,
+          each followed by the failure of the joiner; healing and the checks.
+  FILE    any other value is read as a TOML scenario file (sim/README.md).
+
+Time is virtual: nothing sleeps, no socket is opened. Every random draw comes
+from --seed, so the same seed and arguments give the same output, byte for
+byte, except the `measured` line (wall time, RSS), which --no-measured leaves
+out. Durations in the report are also given in stabilisation intervals T.
+
+Output: a summary on stdout (one line per step, traffic, memory, then every
+check with its verdict), or the JSON report with --json (schema
+p2psip-sim/1). --progress prints progress lines on stderr.
+
+Exit codes: 0 every check passed, 1 a check failed (a run that hits the
+--max-event-rate bound stops with a failed `runaway` check), 2 could not run
+(bad arguments, an unreadable or invalid scenario file).
+
+Examples:
+  p2psip sim                                   64 peers, the join scenario
+  p2psip sim --peers 1000 --seed 7 --json      a larger ring, JSON report
+  p2psip sim --scenario churn --churn-model weibull --loss 0.01
+  p2psip sim --peers 10000 --lookups 10000 --id-lookups 1000 --progress
+  p2psip sim --scenario my-run.toml --no-measured";
+
 /// `p2psip sim`: the reference node's core on a simulated network in
 /// virtual time. The same seed gives the same output.
 #[derive(Debug, Clone, Args)]
 pub struct SimArgs {
     /// Peers to start.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, help_heading = "Run", default_value_t = 64)]
     pub peers: usize,
     /// Seed of every random draw of the run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, help_heading = "Run", default_value_t = 1)]
     pub seed: u64,
     /// `join`, `churn`, `zave`, or a TOML scenario file.
-    #[arg(long, default_value = "join")]
+    #[arg(long, help_heading = "Run", default_value = "join")]
     pub scenario: String,
     /// Base timer values.
-    #[arg(long, value_enum, default_value_t = Timers::Fast)]
+    #[arg(long, help_heading = "Timers", value_enum, default_value_t = Timers::Fast)]
     pub timers: Timers,
     /// Stabilisation interval T (STAB-1), overriding `--timers`.
-    #[arg(long)]
+    #[arg(long, help_heading = "Timers")]
     pub stabilize_ms: Option<u64>,
     /// Fix-fingers interval (STAB-3), overriding `--timers`.
-    #[arg(long)]
+    #[arg(long, help_heading = "Timers")]
     pub fix_fingers_ms: Option<u64>,
     /// Keep-alive interval K (NAT-5), overriding `--timers`.
-    #[arg(long)]
+    #[arg(long, help_heading = "Timers")]
     pub keepalive_ms: Option<u64>,
     /// T1 (TXN-1; Timer F = 64 T1), overriding `--timers`.
-    #[arg(long)]
+    #[arg(long, help_heading = "Timers")]
     pub t1_ms: Option<u64>,
     /// Successor-list length r (STAB-4).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, help_heading = "Timers", default_value_t = 4)]
     pub successors: usize,
     /// Replica count R (REPL-1).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, help_heading = "Timers", default_value_t = 2)]
     pub replicas: u32,
     /// One-way latency range `A..B` in ms; each link gets a fixed value in it.
-    #[arg(long, default_value = "10..40", value_parser = parse_range)]
+    #[arg(long, help_heading = "Network", default_value = "10..40", value_parser = parse_range)]
     pub latency_ms: (f64, f64),
     /// Extra delay per datagram, uniform in 0..J ms (reorders when > 0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, help_heading = "Network", default_value_t = 0.0)]
     pub jitter_ms: f64,
     /// Probability that a datagram is lost.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, help_heading = "Network", default_value_t = 0.0)]
     pub loss: f64,
     /// Datagrams larger than this are dropped (WIRE-8).
-    #[arg(long, default_value_t = MAX_UDP)]
+    #[arg(long, help_heading = "Network", default_value_t = MAX_UDP)]
     pub max_datagram: usize,
     /// Peers started per second of virtual time [default: all of them
     /// over 8 stabilisation intervals].
-    #[arg(long)]
+    #[arg(long, help_heading = "Workload")]
     pub join_rate: Option<f64>,
     /// Random-key lookups, each from a random peer [default: 100 per peer,
     /// at most 20,000].
-    #[arg(long)]
+    #[arg(long, help_heading = "Workload")]
     pub lookups: Option<usize>,
     /// Peers whose ID, ID-1 and ID+1 are looked up [default: all, at most
     /// 2,000].
-    #[arg(long)]
+    #[arg(long, help_heading = "Workload")]
     pub id_lookups: Option<usize>,
     /// Lookups the client runs at once.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, help_heading = "Workload", default_value_t = 256)]
     pub parallel_lookups: usize,
     /// Resources registered through peers' adapter role.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, help_heading = "Workload", default_value_t = 16)]
     pub resources: usize,
     /// Peers killed after convergence in the `join` scenario [default:
     /// peers/16, 1..=64; 0 for none].
-    #[arg(long)]
+    #[arg(long, help_heading = "Workload")]
     pub failures: Option<usize>,
     /// Lifetime distribution under churn.
-    #[arg(long, value_enum, default_value_t = ChurnModel::Exponential)]
+    #[arg(long, help_heading = "Churn and Zave schedules", value_enum, default_value_t = ChurnModel::Exponential)]
     pub churn_model: ChurnModel,
     /// Shape of the Weibull lifetimes.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, help_heading = "Churn and Zave schedules", default_value_t = 0.5)]
     pub weibull_shape: f64,
     /// Mean peer lifetime under churn [default: 30 intervals].
-    #[arg(long)]
+    #[arg(long, help_heading = "Churn and Zave schedules")]
     pub mean_lifetime_s: Option<f64>,
     /// How long churn lasts [default: 20 intervals].
-    #[arg(long)]
+    #[arg(long, help_heading = "Churn and Zave schedules")]
     pub duration_s: Option<f64>,
     /// Share of deaths that are graceful leaves rather than failures.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, help_heading = "Churn and Zave schedules", default_value_t = 0.5)]
     pub leave_fraction: f64,
     /// Lookups per second during churn [default: 4 per interval].
-    #[arg(long)]
+    #[arg(long, help_heading = "Churn and Zave schedules")]
     pub churn_lookups_per_s: Option<f64>,
     /// Join-into-a-gap-then-fail rounds of the `zave` scenario.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, help_heading = "Churn and Zave schedules", default_value_t = 8)]
     pub zave_rounds: usize,
     /// Time between ring snapshots while converging [default: T/10].
-    #[arg(long)]
+    #[arg(long, help_heading = "Checks and output")]
     pub check_every_ms: Option<f64>,
     /// Runaway bound: events per live peer per stabilisation interval.
-    #[arg(long, default_value_t = 20_000.0)]
+    #[arg(long, help_heading = "Checks and output", default_value_t = 20_000.0)]
     pub max_event_rate: f64,
     /// Print the report as JSON.
-    #[arg(long)]
+    #[arg(long, help_heading = "Checks and output")]
     pub json: bool,
     /// Leave out wall time and RSS, so the output depends on the seed and
     /// the arguments only.
-    #[arg(long)]
+    #[arg(long, help_heading = "Checks and output")]
     pub no_measured: bool,
     /// Progress lines on stderr.
-    #[arg(long)]
+    #[arg(long, help_heading = "Checks and output")]
     pub progress: bool,
 }
 

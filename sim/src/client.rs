@@ -26,7 +26,7 @@ use p2psip_node::Time;
 use p2psip_wire::build::{self, Identity, QueryKey, Txn};
 use p2psip_wire::{Id, ParseOptions, Peer, parse, parse_uri, print};
 
-use crate::addr::{AddrBook, CLIENT_ADDR};
+use crate::addr::{AddrBook, CLIENT_ADDR, FixedHasher};
 use crate::net::{Endpoint, nanos, time_of};
 use crate::truth::Truth;
 
@@ -116,9 +116,10 @@ pub struct Client {
     parallel: usize,
     next_id: u64,
     queue: VecDeque<Request>,
-    /// Only looked up by id, never iterated (iteration order would leak
-    /// the hasher's randomness into the run).
-    active: HashMap<u64, Active>,
+    /// Only looked up by id, never iterated. A fixed hasher all the same:
+    /// with a random one the table's capacity after removals, which the
+    /// memory report counts, would differ from run to run.
+    active: HashMap<u64, Active, FixedHasher>,
     /// (wake-up, lookup id); entries of finished lookups are skipped.
     wake: BinaryHeap<Reverse<(u64, u64)>>,
     out: VecDeque<(Endpoint, Vec<u8>)>,
@@ -138,7 +139,7 @@ impl Client {
             parallel: parallel.max(1),
             next_id: 0,
             queue: VecDeque::new(),
-            active: HashMap::new(),
+            active: HashMap::default(),
             wake: BinaryHeap::new(),
             out: VecDeque::new(),
             done: Vec::new(),

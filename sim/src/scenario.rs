@@ -18,7 +18,7 @@ let s = Scenario::new("heal")
     .settle()
     .check_replicas()
     .check_registrations();
-assert_eq!(s.steps.len(), 11);
+assert_eq!(s.steps.len(), 10);
 ```
 
 or write it in TOML (`p2psip sim --scenario FILE`), one `[[step]]` table
