@@ -24,6 +24,22 @@ fn fast(i: u8) -> Config {
     Config::fast(addr(i)).with_seed(u64::from(i))
 }
 
+/// `cfg` with `fault` switched on, or clean. The fault_* tests run their
+/// scenario both ways: the violation shows with the fault and not without.
+fn faulty(cfg: Config, fault: Option<Fault>) -> Config {
+    match fault {
+        Some(f) => cfg.with_fault(f),
+        None => cfg,
+    }
+}
+
+/// A fresh node with its start-up output drained.
+fn fresh(cfg: Config) -> Node {
+    let mut n = Node::new(cfg, Time::ZERO).unwrap();
+    while n.poll_output().is_some() {}
+    n
+}
+
 fn ms(n: u64) -> Time {
     Time::from_millis(n)
 }
@@ -376,13 +392,18 @@ fn join_5_predecessor_changes_only_after_the_200() {
 
 #[test]
 fn fault_pred_before_200_reports_the_joiner_as_p1() {
-    let mut a = Node::new(fast(1).with_fault(Fault::PredBefore200), Time::ZERO).unwrap();
-    while a.poll_output().is_some() {}
-    let mut x = Puppet::at(addr(9));
-    feed(&mut a, ms(1), x.addr(), &x.join(addr(1)));
-    let mut j = Puppet::at(addr_between(&x.peer().id, &a.me().id, 0));
-    let out = feed(&mut a, ms(2), j.addr(), &j.join(addr(1)));
-    assert_eq!(response(&out).link_peer(LinkKind::P, 1), Some(j.peer()));
+    for fault in [None, Some(Fault::PredBefore200)] {
+        let mut a = fresh(faulty(fast(1), fault));
+        let mut x = Puppet::at(addr(9));
+        feed(&mut a, ms(1), x.addr(), &x.join(addr(1)));
+        let mut j = Puppet::at(addr_between(&x.peer().id, &a.me().id, 0));
+        let out = feed(&mut a, ms(2), j.addr(), &j.join(addr(1)));
+        let p1 = response(&out).link_peer(LinkKind::P, 1);
+        // JOIN-5: the 200 reports the predecessor before the joiner.
+        let expected = if fault.is_some() { j.peer() } else { x.peer() };
+        assert_eq!(p1, Some(expected), "{fault:?}");
+        assert_eq!(a.predecessor(), Some(j.peer()), "adopted either way");
+    }
 }
 
 // ----- ID-7, NAT-4, JOIN-7, SEC-1 ---------------------------------------------------
@@ -409,12 +430,22 @@ fn id_7_mismatch_gets_493_and_no_state_change() {
 
 #[test]
 fn fault_no_id_check_admits_a_mismatching_joiner() {
-    let mut a = Node::new(fast(1).with_fault(Fault::NoIdCheck), Time::ZERO).unwrap();
-    while a.poll_output().is_some() {}
-    let mut liar = Puppet::at(addr(9));
-    let out = feed(&mut a, ms(1), addr(8), &liar.join(addr(1)));
-    assert_eq!(response(&out).status(), Some(200));
-    assert!(a.predecessor().is_some());
+    for fault in [None, Some(Fault::NoIdCheck)] {
+        let mut a = fresh(faulty(fast(1), fault));
+        // Claims the ID of 127.0.1.9:5060 but sends from 127.0.1.8:5060.
+        let mut liar = Puppet::at(addr(9));
+        let out = feed(&mut a, ms(1), addr(8), &liar.join(addr(1)));
+        if fault.is_some() {
+            assert_eq!(response(&out).status(), Some(200));
+            // Adopted under an ID that is not the hash of its address.
+            let p = a.predecessor().unwrap();
+            assert_eq!(p.id, liar.peer().id);
+            assert_ne!(p.id, Peer::at(addr(8)).id);
+        } else {
+            assert_eq!(response(&out).status(), Some(493));
+            assert_eq!(a.predecessor(), None);
+        }
+    }
 }
 
 #[test]
@@ -608,9 +639,16 @@ fn txn_1_retransmits_at_t1_doubling_capped_at_t2_until_timer_f() {
 
 #[test]
 fn fault_no_retransmit_sends_once() {
-    let (times, evs) = silent_bootstrap_sends(fast(5).with_fault(Fault::NoRetransmit));
-    assert_eq!(times, vec![0]);
-    assert!(evs.iter().any(|e| matches!(e, Event::JoinFailed { .. })));
+    for fault in [None, Some(Fault::NoRetransmit)] {
+        let (times, evs) = silent_bootstrap_sends(faulty(fast(5), fault));
+        if fault.is_some() {
+            assert_eq!(times, vec![0]);
+        } else {
+            assert_eq!(&times[..3], &[0, 100, 300], "TXN-1 retransmits");
+        }
+        // Timer F ends the transaction either way.
+        assert!(evs.iter().any(|e| matches!(e, Event::JoinFailed { .. })));
+    }
 }
 
 #[test]
@@ -661,20 +699,30 @@ fn txn_3_and_nat_2_response_goes_to_the_source_with_received_and_rport() {
 
 #[test]
 fn fault_ignore_rport_answers_the_via_address() {
-    let mut a = Node::new(fast(1).with_fault(Fault::IgnoreRport), Time::ZERO).unwrap();
-    while a.poll_output().is_some() {}
-    let mut p = Puppet::at(addr(9));
-    let source: SocketAddr = "127.0.1.9:40001".parse().unwrap();
-    let out = feed(
-        &mut a,
-        ms(1),
-        source,
-        &p.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))),
-    );
-    let r = response(&out);
-    assert_eq!(r.to, p.addr());
-    let via = r.msg().top_via().cloned().unwrap();
-    assert_eq!((via.received, via.rport), (None, Rport::Requested));
+    for fault in [None, Some(Fault::IgnoreRport)] {
+        let mut a = fresh(faulty(fast(1), fault));
+        let mut p = Puppet::at(addr(9));
+        // Sent from another port than the Via's sent-by (a NAT mapping).
+        let source: SocketAddr = "127.0.1.9:40001".parse().unwrap();
+        let out = feed(
+            &mut a,
+            ms(1),
+            source,
+            &p.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))),
+        );
+        let r = response(&out);
+        let via = r.msg().top_via().cloned().unwrap();
+        if fault.is_some() {
+            assert_eq!(r.to, p.addr());
+            assert_eq!((via.received, via.rport), (None, Rport::Requested));
+        } else {
+            assert_eq!(r.to, source);
+            assert_eq!(
+                (via.received, via.rport),
+                (Some(source.ip()), Rport::Filled(40001))
+            );
+        }
+    }
 }
 
 #[test]
@@ -724,9 +772,9 @@ fn nat_1_every_request_has_rport_and_every_message_is_strictly_valid() {
 
 // ----- ID-1, WIRE-5 faults ----------------------------------------------------------------------
 
-fn trace_of_faulty_ring(fault: Fault) -> Vec<Datagram> {
+fn trace_of_faulty_ring(fault: Option<Fault>) -> Vec<Datagram> {
     let mut net = Net::new(Duration::from_millis(2));
-    let a = net.add(fast(1).with_fault(fault));
+    let a = net.add(faulty(fast(1), fault));
     net.record = true;
     let boot = net.addr(a);
     net.add(fast(2).with_bootstrap(Some(boot)));
@@ -739,9 +787,16 @@ fn trace_of_faulty_ring(fault: Fault) -> Vec<Datagram> {
 
 #[test]
 fn fault_upper_hex_sends_upper_case_ids() {
-    let trace = trace_of_faulty_ring(Fault::UpperHex);
+    let trace = trace_of_faulty_ring(Some(Fault::UpperHex));
     let err = parse(&trace[0].bytes, ParseOptions::strict()).unwrap_err();
     assert_eq!(err.requirement(), "ID-1");
+    // The clean node's messages all pass the strict parser.
+    let clean = trace_of_faulty_ring(None);
+    assert!(clean.len() > 2);
+    for d in &clean {
+        parse(&d.bytes, ParseOptions::strict())
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&d.bytes)));
+    }
 }
 
 #[test]
@@ -758,13 +813,22 @@ fn wire_5_links_have_expires_and_fault_stale_links_reports_zero() {
     );
     let p = response(&out).links(LinkKind::P);
     assert!(p.len() == 1 && p[0].2 > 0 && p[0].2 <= 30);
-    let trace = trace_of_faulty_ring(Fault::StaleLinks);
-    let with_links = trace
-        .iter()
-        .find(|d| Sent::from(*d).msg().dht_links().next().is_some())
-        .expect("a message with links");
-    let err = parse(&with_links.bytes, ParseOptions::strict()).unwrap_err();
-    assert_eq!(err.requirement(), "WIRE-5");
+    for fault in [None, Some(Fault::StaleLinks)] {
+        let trace = trace_of_faulty_ring(fault);
+        let with_links: Vec<&Datagram> = trace
+            .iter()
+            .filter(|d| Sent::from(*d).msg().dht_links().next().is_some())
+            .collect();
+        assert!(!with_links.is_empty(), "messages with links");
+        for d in with_links {
+            let strict = parse(&d.bytes, ParseOptions::strict());
+            if fault.is_some() {
+                assert_eq!(strict.unwrap_err().requirement(), "WIRE-5");
+            } else {
+                assert!(strict.is_ok(), "{:?}", strict.err());
+            }
+        }
+    }
 }
 
 // ----- the joiner's side: JOIN-1, JOIN-2, JOIN-6, JOIN-10, NAT-3, QUERY-7, STAB-3, NAT-6 --------
@@ -1067,11 +1131,14 @@ fn query_7_reported_peers_are_verified_first() {
 
 #[test]
 fn fault_report_unverified_reports_a_successor_s_links_at_once() {
-    let (mut n, _b, _x, y, _) = admitted(fast(40).with_fault(Fault::ReportUnverified));
-    assert_eq!(
-        options_links(&mut n, ms(7)).link_peer(LinkKind::S, 2),
-        Some(y.peer())
-    );
+    for fault in [None, Some(Fault::ReportUnverified)] {
+        let (mut n, _b, _x, y, _) = admitted(faulty(fast(40), fault));
+        // Y, reported as S2 by the successor, before any transaction with
+        // it (QUERY-7).
+        let s2 = options_links(&mut n, ms(7)).link_peer(LinkKind::S, 2);
+        let expected = fault.is_some().then(|| y.peer());
+        assert_eq!(s2, expected, "{fault:?}");
+    }
 }
 
 #[test]
@@ -1163,18 +1230,21 @@ fn query_1_a_query_changes_no_routing_state() {
 
 #[test]
 fn fault_query_mutates_adopts_the_querier() {
-    let mut a = Node::new(fast(1).with_fault(Fault::QueryMutates), Time::ZERO).unwrap();
-    while a.poll_output().is_some() {}
-    let mut x = Puppet::at(addr(9));
-    feed(&mut a, ms(1), x.addr(), &x.join(addr(1)));
-    let mut q = Puppet::at(addr_between(&x.peer().id, &a.me().id, 0));
-    feed(
-        &mut a,
-        ms(2),
-        q.addr(),
-        &q.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))),
-    );
-    assert_eq!(a.predecessor(), Some(q.peer()));
+    for fault in [None, Some(Fault::QueryMutates)] {
+        let mut a = fresh(faulty(fast(1), fault));
+        let mut x = Puppet::at(addr(9));
+        feed(&mut a, ms(1), x.addr(), &x.join(addr(1)));
+        // The querier sits between the predecessor and A: closer.
+        let mut q = Puppet::at(addr_between(&x.peer().id, &a.me().id, 0));
+        feed(
+            &mut a,
+            ms(2),
+            q.addr(),
+            &q.query(addr(1), QueryKey::Peer(Peer::at(addr(1)))),
+        );
+        let expected = if fault.is_some() { q.peer() } else { x.peer() };
+        assert_eq!(a.predecessor(), Some(expected), "{fault:?}");
+    }
 }
 
 #[test]
@@ -1211,32 +1281,42 @@ fn query_2_redirects_to_the_closest_preceding_known_peer() {
 
 #[test]
 fn fault_wrong_302_redirects_to_the_predecessor() {
-    let mut net = Net::new(Duration::from_millis(2));
-    let a = net.add(fast(1).with_fault(Fault::Wrong302));
-    for i in 2..=6 {
-        net.run_for(Duration::from_millis(50));
-        net.add(fast(i).with_bootstrap(Some(net.addr(a))));
+    for fault in [None, Some(Fault::Wrong302)] {
+        let mut net = Net::new(Duration::from_millis(2));
+        let a = net.add(faulty(fast(1), fault));
+        for i in 2..=6 {
+            net.run_for(Duration::from_millis(50));
+            net.add(fast(i).with_bootstrap(Some(net.addr(a))));
+        }
+        net.run_for(secs(8));
+        let x = net.node(a).me();
+        let pred = net.node(a).predecessor().unwrap();
+        // Half the ring away: A is not responsible and must redirect.
+        let key = x.id.finger_start(159);
+        assert_ne!(ring(&net).responsible(&key), Some(x.id));
+        let mut p = Puppet::at(addr(99));
+        let bytes = p.query(x.addr, QueryKey::Key(key));
+        net.inject(p.addr(), x.addr, Transport::Udp, bytes);
+        net.run_for(Duration::from_millis(10));
+        let out = outside_to(&mut net, p.addr());
+        let r = response(&out);
+        assert_eq!(r.status(), Some(302));
+        let contact = r
+            .msg()
+            .contact_addrs()
+            .next()
+            .unwrap()
+            .addr
+            .uri
+            .peer()
+            .unwrap();
+        if fault.is_some() {
+            assert_eq!(contact, pred);
+            assert!(!contact.id.in_open_closed(&x.id, &key), "no progress");
+        } else {
+            assert!(contact.id.in_open_closed(&x.id, &key), "progress (QUERY-2)");
+        }
     }
-    net.run_for(secs(8));
-    let x = net.node(a).me();
-    let pred = net.node(a).predecessor().unwrap();
-    let key = x.id.finger_start(159);
-    let mut p = Puppet::at(addr(99));
-    let bytes = p.query(x.addr, QueryKey::Key(key));
-    net.inject(p.addr(), x.addr, Transport::Udp, bytes);
-    net.run_for(Duration::from_millis(10));
-    let out = outside_to(&mut net, p.addr());
-    let contact = response(&out)
-        .msg()
-        .contact_addrs()
-        .next()
-        .unwrap()
-        .addr
-        .uri
-        .peer()
-        .unwrap();
-    assert_eq!(contact, pred);
-    assert!(!contact.id.in_open_closed(&x.id, &key));
 }
 
 #[test]
@@ -1330,17 +1410,20 @@ fn stab_1_queries_the_successor_every_interval() {
 
 #[test]
 fn fault_no_stabilize_never_queries_the_successor() {
-    let mut net = Net::new(Duration::from_millis(2));
-    let a = net.add(fast(1));
-    let b = net.add(
-        fast(2)
-            .with_bootstrap(Some(net.addr(a)))
-            .with_fault(Fault::NoStabilize),
-    );
-    net.record = true;
-    net.run_for(secs(10));
-    let s1 = net.node(b).successors()[0];
-    assert_eq!(stabilize_queries(&net.trace, net.addr(b), s1), 0);
+    for fault in [None, Some(Fault::NoStabilize)] {
+        let mut net = Net::new(Duration::from_millis(2));
+        let a = net.add(fast(1));
+        let b = net.add(faulty(fast(2).with_bootstrap(Some(net.addr(a))), fault));
+        net.record = true;
+        net.run_for(secs(10));
+        let s1 = net.node(b).successors()[0];
+        let queries = stabilize_queries(&net.trace, net.addr(b), s1);
+        if fault.is_some() {
+            assert_eq!(queries, 0);
+        } else {
+            assert!(queries >= 9, "one per interval (T = 1 s): {queries}");
+        }
+    }
 }
 
 #[test]
@@ -1787,19 +1870,30 @@ fn leave_2_the_successor_adopts_the_leaver_s_p1_after_verifying_it() {
 
 #[test]
 fn fault_no_leave_stops_silently() {
-    let mut net = Net::new(Duration::from_millis(2));
-    let a = net.add(fast(1));
-    let b = net.add(
-        fast(2)
-            .with_bootstrap(Some(net.addr(a)))
-            .with_fault(Fault::NoLeave),
-    );
-    net.run_for(secs(3));
-    net.record = true;
-    net.command(b, Command::Leave);
-    net.run_for(Duration::from_millis(100));
-    assert!(net.trace.iter().all(|d| d.from != net.addr(b)));
-    assert!(net.events.iter().any(|(i, e)| *i == b && *e == Event::Left));
+    for fault in [None, Some(Fault::NoLeave)] {
+        let mut net = Net::new(Duration::from_millis(2));
+        let a = net.add(fast(1));
+        let b = net.add(faulty(fast(2).with_bootstrap(Some(net.addr(a))), fault));
+        net.run_for(secs(3));
+        net.record = true;
+        net.command(b, Command::Leave);
+        net.run_for(Duration::from_millis(100));
+        let leaves = net
+            .trace
+            .iter()
+            .filter(|d| d.from == net.addr(b))
+            .filter(|d| {
+                let s = Sent::from(*d);
+                s.msg().is_request() && s.class() == Class::Leave
+            })
+            .count();
+        if fault.is_some() {
+            assert!(net.trace.iter().all(|d| d.from != net.addr(b)), "silent");
+        } else {
+            assert!(leaves >= 1, "LEAVE-1: a leave REGISTER to its neighbour");
+        }
+        assert!(net.events.iter().any(|(i, e)| *i == b && *e == Event::Left));
+    }
 }
 
 // ----- RES-4, REPL-1..5 ----------------------------------------------------------------------
@@ -1882,31 +1976,39 @@ fn res_4_and_repl_1_a_plain_register_is_stored_at_the_primary_and_replicas() {
 
 #[test]
 fn fault_replica_successor_puts_replicas_on_own_successors() {
-    let mut net = Net::new(Duration::from_millis(2));
-    let a = net.add(fast(1).with_fault(Fault::ReplicaSuccessor));
-    for i in 2..=8 {
-        net.run_for(Duration::from_millis(50));
-        net.add(fast(i).with_bootstrap(Some(net.addr(a))));
-    }
-    net.run_for(secs(8));
-    let x = net.addr(a);
-    net.inject(
-        UA,
-        x,
-        Transport::Udp,
-        ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 60, 1),
-    );
-    assert_eq!(ua_answer(&mut net).status(), Some(200));
-    net.run_for(Duration::from_millis(100));
-    let u = aor("alice");
-    let succs = net.node(a).successors();
-    for n in 1..=2u32 {
-        let k = replica_id(&u, n);
-        assert_eq!(
-            holders_of(&net, &k),
-            vec![succs[n as usize - 1].id],
-            "replica {n}"
+    for fault in [None, Some(Fault::ReplicaSuccessor)] {
+        let mut net = Net::new(Duration::from_millis(2));
+        let a = net.add(faulty(fast(1), fault));
+        for i in 2..=8 {
+            net.run_for(Duration::from_millis(50));
+            net.add(fast(i).with_bootstrap(Some(net.addr(a))));
+        }
+        net.run_for(secs(8));
+        let x = net.addr(a);
+        net.inject(
+            UA,
+            x,
+            Transport::Udp,
+            ua_register(x, "alice", Some("sip:alice@192.0.2.1"), 60, 1),
         );
+        assert_eq!(ua_answer(&mut net).status(), Some(200));
+        net.run_for(Duration::from_millis(100));
+        let u = aor("alice");
+        let succs = net.node(a).successors();
+        let ring = ring(&net);
+        for n in 1..=2u32 {
+            let k = replica_id(&u, n);
+            let hashed = ring.responsible(&k).unwrap();
+            let own = succs[n as usize - 1].id;
+            // The two placements differ, so the test tells them apart.
+            assert_ne!(hashed, own, "replica {n}");
+            let expected = if fault.is_some() { own } else { hashed };
+            assert_eq!(
+                holders_of(&net, &k),
+                vec![expected],
+                "replica {n} {fault:?}"
+            );
+        }
     }
 }
 
