@@ -1,8 +1,8 @@
 //! The `nat` suite against the reference node: every case passes on the
 //! clean node, and each fault switch that breaks NAT behaviour
 //! (`ignore-rport`, `id-from-private`, `no-keepalive`) makes a NAT case
-//! fail naming the requirement it breaks. The four runs go in parallel:
-//! they mostly wait on timers.
+//! fail naming the requirement it breaks. The three faulty runs go in
+//! parallel: they mostly wait on timers.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -54,9 +54,9 @@ fn node_iut(d: &Dir, fault: Option<&str>) -> PathBuf {
     )
 }
 
-/// `p2psip run -s nat` against the node; the exit status, the output and
-/// the JSON report.
-fn run_nat(fault: Option<&str>) -> (std::process::Output, Value) {
+/// `p2psip run -s nat` against the node; the exit status, the output,
+/// the JSON report, and the scratch directory holding the reports.
+fn run_nat(fault: Option<&str>) -> (std::process::Output, Value, Dir) {
     let d = Dir::new();
     let iut = node_iut(&d, fault);
     let out = d.join("out");
@@ -67,7 +67,20 @@ fn run_nat(fault: Option<&str>) -> (std::process::Output, Value) {
     );
     let r = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap_or_default())
         .unwrap_or(Value::Null);
-    (o, r)
+    (o, r, d)
+}
+
+/// Keeps the reports of a failed run (evidence: ladders, pcaps, the NAT's
+/// packet log) and says where they are.
+fn keep(d: Dir) -> String {
+    format!("reports kept in {}", d.tmp.keep().join("out").display())
+}
+
+/// The number of cases in suites/nat.toml.
+fn suite_cases() -> usize {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/nat.toml");
+    let v: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["case"].as_array().map_or(0, |c| c.len())
 }
 
 fn cases(r: &Value) -> Vec<Value> {
@@ -91,8 +104,29 @@ fn show(cases: &[Value]) -> String {
 
 #[test]
 fn nat_faults_are_caught_by_nat_cases_naming_their_requirement() {
+    // The clean node first, alone: its keep-alive cases measure timing
+    // against a 10 % margin, which three more suite runs at once would eat
+    // into on a small machine. Every case passes, the MAY one (NAT-8)
+    // included.
+    let (o, r, d) = run_nat(None);
+    let all = cases(&r);
+    let not_passed: Vec<Value> = all
+        .iter()
+        .filter(|c| c["verdict"] != "pass")
+        .cloned()
+        .collect();
+    if all.len() != suite_cases() || !not_passed.is_empty() || o.status.code() != Some(0) {
+        panic!(
+            "clean node: {} of {} cases ran, not passed:\n{}\n{}\n{}",
+            all.len(),
+            suite_cases(),
+            show(&not_passed),
+            text(&o),
+            keep(d)
+        );
+    }
+
     let faults = [Fault::IgnoreRport, Fault::IdFromPrivate, Fault::NoKeepalive];
-    let clean = std::thread::spawn(|| run_nat(None));
     let runs: Vec<_> = faults
         .iter()
         .map(|f| {
@@ -100,21 +134,8 @@ fn nat_faults_are_caught_by_nat_cases_naming_their_requirement() {
             (*f, std::thread::spawn(move || run_nat(Some(name))))
         })
         .collect();
-
-    // The clean node: every case passes, the MAY one (NAT-8) included.
-    let (o, r) = clean.join().unwrap();
-    let all = cases(&r);
-    assert_eq!(all.len(), 18, "{}", text(&o));
-    let not_passed: Vec<Value> = all
-        .iter()
-        .filter(|c| c["verdict"] != "pass")
-        .cloned()
-        .collect();
-    assert!(not_passed.is_empty(), "clean node:\n{}", show(&not_passed));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-
     for (fault, run) in runs {
-        let (o, r) = run.join().unwrap();
+        let (o, r, d) = run.join().unwrap();
         // "NAT-2 / TXN-3": the NAT suite checks the NAT requirement.
         let req = fault
             .requirement()
@@ -133,16 +154,18 @@ fn nat_faults_are_caught_by_nat_cases_naming_their_requirement() {
                         .is_some_and(|rs| rs.iter().any(|x| *x == *req))
                     && c["detail"]
                         .as_str()
-                        .is_some_and(|d| d.starts_with(&format!("{req}:")))
+                        .is_some_and(|t| t.starts_with(&format!("{req}:")))
             })
             .collect();
-        assert!(
-            !caught.is_empty(),
-            "fault {} breaks {req}; no nat case failed naming it:\n{}",
-            fault.name(),
-            show(&all)
-        );
-        assert_eq!(o.status.code(), Some(1), "{}: {}", fault.name(), text(&o));
+        if caught.is_empty() || o.status.code() != Some(1) {
+            panic!(
+                "fault {} breaks {req}; no nat case failed naming it (or the run did not exit 1):\n{}\n{}\n{}",
+                fault.name(),
+                show(&all),
+                text(&o),
+                keep(d)
+            );
+        }
         eprintln!(
             "{} caught by {}",
             fault.name(),
