@@ -95,18 +95,24 @@ pub fn compare(ex: &Exchange, fresh: Fresh<'_>, cx: &Context<'_>) -> Vec<Differe
     };
     let shape = shape_of(&parsed.message, Some(ex.class));
     let Some(rec) = &ex.response else {
-        let gone = !active_at(conv, conv.counterpart, ex.ts);
+        let span = conv.active.get(&conv.counterpart);
+        let explained = match span {
+            Some((first, _)) if ex.ts < *first => Some(format!(
+                "{} sent nothing before this point of the capture (it had not started)",
+                conv.counterpart
+            )),
+            Some((_, last)) if ex.ts > *last => Some(format!(
+                "{} sent nothing after this point of the capture (it had stopped)",
+                conv.counterpart
+            )),
+            _ => None,
+        };
         out.push(Difference {
             what: format!(
                 "answered {} (the capture holds no final answer)",
                 shape.status
             ),
-            explained: gone.then(|| {
-                format!(
-                    "{} sent nothing after this point of the capture (it had stopped)",
-                    conv.counterpart
-                )
-            }),
+            explained,
         });
         return out;
     };
