@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::Cx;
 use crate::error::Deviation;
 use crate::id::Id;
-use crate::message::{Contact, DhtPeerId, Header, Host, Message, StartLine, Uri};
+use crate::message::{Contact, DhtPeerId, Header, Host, StartLine, Uri};
 use crate::profile::{ParseOptions, Profile, Transport};
 
 /// What the end checks need to know of the headers, gathered as they are
@@ -37,6 +37,11 @@ pub(crate) struct Tally {
 /// The single headers, by slot in [`Tally::counts`].
 pub(crate) const FROM: usize = 0;
 pub(crate) const TO: usize = 1;
+pub(crate) const CALL_ID: usize = 2;
+const CSEQ: usize = 3;
+pub(crate) const MAX_FORWARDS: usize = 4;
+pub(crate) const EXPIRES: usize = 5;
+pub(crate) const CONTENT_LENGTH: usize = 6;
 
 impl Tally {
     #[inline(always)]
@@ -49,6 +54,13 @@ impl Tally {
     pub(crate) fn from(&mut self, index: usize) {
         self.count(FROM);
         self.from.get_or_insert(index);
+    }
+
+    /// A CSeq at `index`.
+    #[inline(always)]
+    pub(crate) fn cseq(&mut self, index: usize) {
+        self.count(CSEQ);
+        self.cseq.get_or_insert(index);
     }
 
     /// A Via at `index`.
@@ -81,14 +93,14 @@ pub(crate) fn entry(cx: &mut Cx<'_>, h: &Header<'_>, index: usize) {
             }
             TO
         }
-        Header::CallId(_) => 2,
+        Header::CallId(_) => CALL_ID,
         Header::CSeq(_) => {
-            cx.tally.cseq.get_or_insert(index);
-            3
+            cx.tally.cseq(index);
+            return;
         }
-        Header::MaxForwards(_) => 4,
-        Header::Expires(_) => 5,
-        Header::ContentLength(_) => 6,
+        Header::MaxForwards(_) => MAX_FORWARDS,
+        Header::Expires(_) => EXPIRES,
+        Header::ContentLength(_) => CONTENT_LENGTH,
         Header::Via(_) => {
             cx.tally.via(index);
             return;
@@ -143,7 +155,8 @@ pub(crate) fn peer(cx: &mut Cx<'_>, addr: Ipv4Addr, port: u16, id: &Id, at: usiz
 /// message shows (WIRE-1, WIRE-2, WIRE-4), from the tally.
 pub(crate) fn message(
     cx: &mut Cx<'_>,
-    msg: &Message<'_>,
+    start: &StartLine<'_>,
+    headers: &[Header<'_>],
     body_at: usize,
     has_length: bool,
     opts: ParseOptions,
@@ -167,7 +180,7 @@ pub(crate) fn message(
         }
         (false, _) => cx.deviate(Deviation::MissingContentLength, at_end),
     }
-    let header = |i: Option<usize>| i.and_then(|i| msg.headers.get(i));
+    let header = |i: Option<usize>| i.and_then(|i| headers.get(i));
     if let Some(Header::Via(via)) = header(t.top_via) {
         match via.branch.as_deref() {
             None => cx.deviate(Deviation::MissingBranch, at_end),
@@ -178,7 +191,7 @@ pub(crate) fn message(
             Some(_) => {}
         }
     }
-    if let StartLine::Request { method, .. } = &msg.start {
+    if let StartLine::Request { method, .. } = start {
         if counts[4] == 0 {
             cx.deviate(Deviation::MissingMaxForwards, at_end);
         }
@@ -195,12 +208,12 @@ pub(crate) fn message(
     }
 
     // WIRE-2 / WIRE-4: what makes a message P2P, and what it must carry.
-    let p2p = match msg.start {
+    let p2p = match start {
         StartLine::Request { .. } => t.requires_dht || t.dht_ids > 0,
         StartLine::Response { .. } => t.supports_dht || t.dht_ids > 0,
     };
     if p2p {
-        if msg.is_request() && !t.requires_dht {
+        if matches!(start, StartLine::Request { .. }) && !t.requires_dht {
             cx.deviate(Deviation::MissingRequireDht, at_end);
         }
         if !t.supports_dht {

@@ -361,6 +361,17 @@ pub(crate) fn call_id<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Result<Cow<'a, str>, &'a 
 
 /// `CSeq = "CSeq" HCOLON 1*DIGIT LWS Method`
 pub(crate) fn cseq<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Result<CSeq<'a>, &'a [u8]> {
+    // Most often `NUMBER SP METHOD`, as senders write it.
+    if let Some((seq, rest)) = lex::digits::<9>(i) {
+        if let Some(m) = lex::lit(rest, b" ") {
+            if !m.is_empty() && lex::span(m, &lex::TOKEN) == m.len() {
+                return Ok(CSeq {
+                    seq,
+                    method: method(cx, m),
+                });
+            }
+        }
+    }
     let (rest, seq) = lex::number_max(i, u32::MAX).map_err(|e| failed_at(e, i))?;
     let (rest, ()) = lex::lws(rest).map_err(|e| failed_at(e, rest))?;
     let (rest, m) = lex::token(rest).map_err(|e| failed_at(e, rest))?;
@@ -411,6 +422,12 @@ pub(crate) fn token_list<'a>(
     make: impl Fn(Cow<'a, str>) -> Header<'a>,
 ) -> Result<(), &'a [u8]> {
     if i.is_empty() {
+        return Ok(());
+    }
+    // Most often one token.
+    if lex::span(i, &lex::TOKEN) == i.len() {
+        let t = cx.text(i);
+        push(out, || make(t));
         return Ok(());
     }
     comma_list(cx, i, out, |cx, i, out| {
@@ -815,6 +832,15 @@ mod tests {
         assert_eq!(cseq(&c, b"42 REGISTER").unwrap().seq, 42);
         assert!(cseq(&c, b"42").is_err());
         assert!(cseq(&c, b"99999999999 REGISTER").is_err());
+        assert_eq!(cseq(&c, b"4294967295 FOO").unwrap().seq, u32::MAX);
+        assert_eq!(cseq(&c, b"7 \r\n OPTIONS").unwrap().method, Method::Options);
+        assert!(cseq(&c, b"7 OPTIONS x").is_err());
+        assert!(cseq(&c, b"7 OPT@ONS").is_err());
+        let mut out = vec![];
+        token_list(&mut cx(""), b"dht", &mut out, Header::Require).unwrap();
+        token_list(&mut cx(""), b"dht , foo,bar", &mut out, Header::Require).unwrap();
+        assert_eq!(out.len(), 4);
+        assert!(token_list(&mut cx(""), b"dht foo", &mut out, Header::Require).is_err());
         assert_eq!(call_id(&c, b"abc@host").unwrap(), "abc@host");
         assert!(call_id(&c, b"a b").is_err());
     }

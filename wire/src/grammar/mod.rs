@@ -303,17 +303,17 @@ fn message<'a>(
         Some(n) => &available[..n],
         None => available,
     };
-    let msg = Message {
-        start,
-        headers,
-        body: Cow::Borrowed(body),
-    };
-    check::message(cx, &msg, pos, declared.is_some(), opts);
+    check::message(cx, &start, &headers, pos, declared.is_some(), opts);
     if let Some((d, offset)) = cx.warnings.first_refused(opts.strict) {
         return Err(ParseError::new(offset, ErrorKind::Deviation(d)));
     }
+    // Built where it is returned: the start line is large.
     Ok(Parsed {
-        message: msg,
+        message: Message {
+            start,
+            headers,
+            body: Cow::Borrowed(body),
+        },
         warnings: cx.warnings,
         len: pos + body.len(),
     })
@@ -581,29 +581,39 @@ fn header_line<'a>(
         Name::Via => header::via_list(cx, value, out),
         Name::From => header::from_to(cx, value, out, Header::From),
         Name::To => header::from_to(cx, value, out, Header::To),
-        Name::CallId => match header::call_id(cx, value) {
-            Ok(c) => {
-                push(out, || Header::CallId(c));
-                Ok(())
-            }
-            Err(e) => Err(e),
-        },
-        Name::CSeq => match header::cseq(cx, value) {
-            Ok(c) => {
-                push(out, || Header::CSeq(c));
-                Ok(())
-            }
-            Err(e) => Err(e),
-        },
-        Name::Contact => header::contact_list(cx, value, out),
-        Name::Expires => header::number(value, true).map(|n| push(out, || Header::Expires(n))),
-        Name::MaxForwards => {
-            header::number(value, true).map(|n| push(out, || Header::MaxForwards(n)))
+        // The headers of one value with nothing to check but the tally.
+        Name::CallId => {
+            let c = header::call_id(cx, value).map_err(|at| fail(cx, at, kind))?;
+            push(out, || Header::CallId(c));
+            cx.tally.count(check::CALL_ID);
+            return Ok(());
         }
-        Name::ContentLength => header::number(value, false).map(|n| {
+        Name::CSeq => {
+            let c = header::cseq(cx, value).map_err(|at| fail(cx, at, kind))?;
+            push(out, || Header::CSeq(c));
+            cx.tally.cseq(out.len() - 1);
+            return Ok(());
+        }
+        Name::Expires => {
+            let n = header::number(value, true).map_err(|at| fail(cx, at, kind))?;
+            push(out, || Header::Expires(n));
+            cx.tally.count(check::EXPIRES);
+            return Ok(());
+        }
+        Name::MaxForwards => {
+            let n = header::number(value, true).map_err(|at| fail(cx, at, kind))?;
+            push(out, || Header::MaxForwards(n));
+            cx.tally.count(check::MAX_FORWARDS);
+            return Ok(());
+        }
+        Name::ContentLength => {
+            let n = header::number(value, false).map_err(|at| fail(cx, at, kind))?;
             cx.content_length.get_or_insert(n);
-            push(out, || Header::ContentLength(n))
-        }),
+            push(out, || Header::ContentLength(n));
+            cx.tally.count(check::CONTENT_LENGTH);
+            return Ok(());
+        }
+        Name::Contact => header::contact_list(cx, value, out),
         Name::Require => header::token_list(cx, value, out, Header::Require),
         Name::Supported => header::token_list(cx, value, out, Header::Supported),
         Name::Unsupported => header::token_list(cx, value, out, Header::Unsupported),
@@ -627,17 +637,21 @@ fn header_line<'a>(
             Ok(())
         }
     };
-    result.map_err(|at| {
-        let kind = cx
-            .failure
-            .take()
-            .unwrap_or(ErrorKind::HeaderValue(kind.label()));
-        ParseError::new(cx.offset(at), kind)
-    })?;
+    result.map_err(|at| fail(cx, at, kind))?;
     for (index, h) in out.iter().enumerate().skip(start) {
         check::entry(cx, h, index);
     }
     Ok(())
+}
+
+/// The error of a header value that failed at `at`.
+#[cold]
+fn fail(cx: &mut Cx<'_>, at: &[u8], name: Name) -> ParseError {
+    let kind = cx
+        .failure
+        .take()
+        .unwrap_or(ErrorKind::HeaderValue(name.label()));
+    ParseError::new(cx.offset(at), kind)
 }
 
 /// The value after HCOLON without leading LWS or trailing white space.
