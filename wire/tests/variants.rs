@@ -287,3 +287,33 @@ fn not_sip() {
         ErrorKind::NotSip
     );
 }
+
+/// A fold or a bare LF on any one line, the lines before it plain and the
+/// lines after it too: the same message, and a bare LF is reported where
+/// it is.
+#[test]
+fn wire_6_one_folded_or_bare_line_anywhere() {
+    let c = canonical();
+    let want = parse(c.as_bytes(), ParseOptions::strict()).unwrap();
+    let line_ends: Vec<usize> = c.match_indices("\r\n").map(|(i, _)| i).collect();
+    // Every line end but the empty line's.
+    for &at in &line_ends[..line_ends.len() - 1] {
+        let bare = format!("{}\n{}", &c[..at], &c[at + 2..]);
+        let got = parse(bare.as_bytes(), ParseOptions::lenient())
+            .unwrap_or_else(|e| panic!("{e}\n{bare}"));
+        assert_eq!(got.message, want.message, "{bare}");
+        let offsets: Vec<(Deviation, usize)> = got.warnings.iter().collect();
+        assert_eq!(offsets, [(Deviation::BareLf, at)], "{bare}");
+    }
+    // A fold before the last parameter of each header line (the start
+    // line cannot be folded).
+    for (k, &at) in line_ends[1..line_ends.len() - 1].iter().enumerate() {
+        let line_start = line_ends[k] + 2;
+        let Some(semi) = c[line_start..at].rfind(';') else {
+            continue;
+        };
+        let semi = line_start + semi;
+        let folded = format!("{}\r\n {}", &c[..semi], &c[semi..]);
+        same_as_canonical(&folded);
+    }
+}

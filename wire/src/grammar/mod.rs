@@ -262,15 +262,19 @@ fn message<'a>(
     let mut pos = line_end + 1;
     let mut headers = Vec::with_capacity(head.values);
     // Most often every line ends in CRLF and none is folded: the header
-    // lines are then what lies between the line ends found.
-    if let Some([first, rest @ ..]) = head.take_plain_lines() {
-        let mut from = *first as usize + 1;
+    // lines are then what lies between the line ends found. The first line
+    // that is not so, and the rest, are read the general way.
+    if let Some([_, rest @ ..]) = head.lines() {
         for &lf in rest {
             let lf = lf as usize;
-            header_line(cx, &input[from..lf - 1], &mut headers)?;
-            from = lf + 1;
+            match (input[lf - 1], input.get(lf + 1)) {
+                (b'\r', Some(b' ' | b'\t')) | (_, None) => break,
+                (b'\r', _) if lf > pos => {}
+                _ => break,
+            }
+            header_line(cx, &input[pos..lf - 1], &mut headers)?;
+            pos = lf + 1;
         }
-        pos = from;
     }
     loop {
         let rest = &input[pos..];

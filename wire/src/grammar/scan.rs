@@ -25,9 +25,6 @@ pub(crate) struct Head {
     pub(crate) values: usize,
     /// Whether every byte of the input up to `end` is ASCII.
     pub(crate) ascii: bool,
-    /// Whether every line end found is a CRLF and starts no fold: the
-    /// lines are then exactly what lies between the LFs.
-    pub(crate) plain: bool,
     /// The offsets of the first LFs of the head, in order.
     lf: [u32; KEPT],
     kept: usize,
@@ -45,7 +42,6 @@ impl Head {
             end: 0,
             values: 1,
             ascii: true,
-            plain: true,
             lf: [0; KEPT],
             kept: 0,
             complete: true,
@@ -60,9 +56,10 @@ impl Head {
         let mut end = input.len();
         let mut values = self.values;
         let mut ascii = input[..start.min(input.len())].is_ascii();
-        let mut plain = true;
         let mut kept = 0;
-        let mut complete = true;
+        // The LFs of the block before, for an empty line that starts in
+        // it (its two last bytes count).
+        let mut before = 0u64;
         let mut at = start;
         while at < input.len() {
             let n = (input.len() - at).min(BLOCK);
@@ -79,41 +76,42 @@ impl Head {
                     }
                 },
             };
+            let mut lfs = masks.lf & (u64::MAX >> (BLOCK - n));
+            // An empty line ends at an LF one byte after another LF, or
+            // two bytes after one with a CR between them.
+            let one_after = (lfs << 1) | (before >> 63);
+            let two_after = (lfs << 2) | (before >> 62);
+            let mut ends = lfs & (one_after | two_after);
+            before = lfs;
             // Only the bytes up to the end of the head count.
             let mut len = n;
-            let mut lfs = masks.lf & (u64::MAX >> (BLOCK - n));
+            while ends != 0 {
+                let i = ends.trailing_zeros() as usize;
+                ends &= ends - 1;
+                let start_of_empty = if one_after >> i & 1 == 1 {
+                    at + i
+                } else if input[at + i - 1] == b'\r' {
+                    at + i - 1
+                } else {
+                    continue;
+                };
+                end = start_of_empty;
+                // The LFs before the empty line are the head's.
+                len = end - at.min(end);
+                lfs &= if len >= 64 { u64::MAX } else { (1 << len) - 1 };
+                break;
+            }
             while lfs != 0 {
                 let p = at + lfs.trailing_zeros() as usize;
                 lfs &= lfs - 1;
+                // (Counted one by one: x86_64 has no popcount to rely on.)
+                values += 1;
                 match (self.lf.get_mut(kept), u32::try_from(p)) {
                     (Some(slot), Ok(p)) => {
                         *slot = p;
                         kept += 1;
                     }
-                    _ => complete = false,
-                }
-                values += 1;
-                // The byte before the LF and the two after it, read at once
-                // where the input has them (`p > start`: a start line is
-                // not empty).
-                let (before, next, after) = match input.get(p - 1..p + 3) {
-                    Some(&[b, _, n, a]) => (b, Some(n), Some(a)),
-                    _ => (
-                        input[p - 1],
-                        input.get(p + 1).copied(),
-                        input.get(p + 2).copied(),
-                    ),
-                };
-                plain &= before == b'\r' && !matches!(next, Some(b' ' | b'\t'));
-                let empty_line_follows = match next {
-                    Some(b'\n') => true,
-                    Some(b'\r') => after == Some(b'\n'),
-                    _ => false,
-                };
-                if empty_line_follows {
-                    end = p + 1;
-                    len = p + 1 - at;
-                    break;
+                    _ => self.complete = false,
                 }
             }
             if masks.rare {
@@ -131,21 +129,15 @@ impl Head {
         self.end = end;
         self.values = values;
         self.ascii = ascii;
-        self.plain = plain;
         self.kept = kept;
-        self.complete = complete;
     }
 
-    /// The LFs kept, in order, when they are every LF of the head and
-    /// [`plain`](Head::plain): the lines are then what lies between them.
-    /// Taking them moves the search for the next LF past them.
+    /// The LFs kept, in order, when they are every LF of the head: the
+    /// lines are what lies between them, less a CR, when no line is
+    /// folded (which the caller checks).
     #[inline(always)]
-    pub(crate) fn take_plain_lines(&mut self) -> Option<&[u32]> {
-        if !(self.plain && self.complete) {
-            return None;
-        }
-        self.next = self.kept;
-        Some(&self.lf[..self.kept])
+    pub(crate) fn lines(&self) -> Option<&[u32]> {
+        self.complete.then_some(&self.lf[..self.kept])
     }
 
     /// The offset of the first LF of `input` at or after `from`, for
@@ -309,7 +301,7 @@ mod tests {
     }
 
     /// What the scan must find, the slow way.
-    fn reference(input: &[u8], start: usize) -> (usize, usize, bool, bool, Vec<usize>) {
+    fn reference(input: &[u8], start: usize) -> (usize, usize, bool, Vec<usize>) {
         let lfs: Vec<usize> = (start..input.len())
             .filter(|&i| input[i] == b'\n')
             .collect();
@@ -327,10 +319,7 @@ mod tests {
         let commas = input[start..end].iter().filter(|b| **b == b',').count();
         let values = 1 + head_lfs.len() + commas;
         let ascii = input[..end].is_ascii();
-        let plain = head_lfs
-            .iter()
-            .all(|&p| input[p - 1] == b'\r' && !matches!(input.get(p + 1), Some(b' ' | b'\t')));
-        (end, values, ascii, plain, head_lfs)
+        (end, values, ascii, head_lfs)
     }
 
     #[test]
@@ -356,16 +345,13 @@ mod tests {
                 input.push(b);
             }
             let (head, lfs) = lines(&input, 0);
-            let (end, values, ascii, plain, head_lfs) = reference(&input, 0);
+            let (end, values, ascii, head_lfs) = reference(&input, 0);
             assert_eq!(head.end, end, "{input:?}");
             assert_eq!(head.values, values, "{input:?}");
             assert_eq!(head.ascii, ascii, "{input:?}");
             if head.complete {
-                assert_eq!(head.plain, plain, "{input:?}");
-                assert_eq!(
-                    &head.lf[..head.kept],
-                    &head_lfs.iter().map(|p| *p as u32).collect::<Vec<_>>()[..]
-                );
+                let kept: Vec<u32> = head_lfs.iter().map(|p| *p as u32).collect();
+                assert_eq!(head.lines(), Some(&kept[..]), "{input:?}");
             }
             // Every LF is found, head or not.
             let all: Vec<usize> = (0..input.len()).filter(|&i| input[i] == b'\n').collect();
