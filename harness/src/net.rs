@@ -128,6 +128,34 @@ impl Arc {
     pub fn contains(&self, id: &Id) -> bool {
         id.in_open(&self.from, &self.to)
     }
+
+    /// The middle half of the arc. A peer placed there leaves at least a
+    /// quarter of the arc on each side, so chains of placements (`after`
+    /// X, then after that) never squeeze a later peer, or the keys a case
+    /// then looks for, into a sliver of the ring.
+    pub fn middle(&self) -> Arc {
+        // (from, from) is the whole ring: a quarter is 2^158.
+        let quarter = if self.from == self.to {
+            Id::pow2(158)
+        } else {
+            shr2(&self.from.distance_to(&self.to))
+        };
+        Arc {
+            from: self.from.wrapping_add(&quarter),
+            to: self.to.wrapping_sub(&quarter),
+        }
+    }
+}
+
+/// `id / 4`.
+fn shr2(id: &Id) -> Id {
+    let mut out = [0u8; 20];
+    let mut carry = 0u8;
+    for (o, b) in out.iter_mut().zip(id.0) {
+        *o = (b >> 2) | carry;
+        carry = b << 6;
+    }
+    Id(out)
 }
 
 /// A placement reference: a name, or `name+2^k` (the finger start k of
@@ -163,12 +191,16 @@ pub const PLACE_TRIES: u32 = 200_000;
 /// which binds it (port 0) and returns the bound address, or `None` when
 /// the port pushed the ID out of the arc... `bind` is only called for
 /// addresses whose port-independent part fits.
+///
+/// The first half of the tries aim at the arc's middle half
+/// ([`Arc::middle`]), the rest at the whole arc (very narrow arcs).
 pub fn place<T>(
     arc: Option<Arc>,
     mut bind: impl FnMut(IpAddr) -> io::Result<(T, SocketAddr)>,
 ) -> Result<(T, SocketAddr), PlaceError> {
-    for _ in 0..PLACE_TRIES {
+    for n in 0..PLACE_TRIES {
         let ip = IpAddr::V4(next_loopback());
+        let arc = arc.map(|a| if n < PLACE_TRIES / 2 { a.middle() } else { a });
         if let Some(arc) = arc {
             // The ID of this IP spans [lo, hi] over all ports: test both
             // ends cheaply before binding.
@@ -219,6 +251,46 @@ mod tests {
         TcpListener::bind(SocketAddr::new(ip, port)).unwrap();
         let (lo, hi) = ephemeral_range();
         assert!(port < lo || port > hi, "{port} in {lo}..={hi}");
+    }
+
+    #[test]
+    fn middle_half_of_an_arc() {
+        let id = |h: &str| Id::from_hex(&format!("{h:0<40}")).unwrap();
+        let m = Arc {
+            from: id("10"),
+            to: id("50"),
+        }
+        .middle();
+        assert_eq!((m.from, m.to), (id("20"), id("40")));
+        // Across zero, and the whole ring from a point.
+        let m = Arc {
+            from: id("e0"),
+            to: id("20"),
+        }
+        .middle();
+        assert_eq!((m.from, m.to), (id("f0"), id("10")));
+        let m = Arc {
+            from: id("80"),
+            to: id("80"),
+        }
+        .middle();
+        assert_eq!((m.from, m.to), (id("c0"), id("40")));
+    }
+
+    #[test]
+    fn place_lands_in_the_middle_of_a_wide_arc() {
+        let from = Id::from_hex("1000000000000000000000000000000000000000").unwrap();
+        let to = Id::from_hex("5000000000000000000000000000000000000000").unwrap();
+        let arc = Arc { from, to };
+        for _ in 0..20 {
+            let (_sock, addr) = place(Some(arc), |ip| {
+                let s = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+                let a = s.local_addr()?;
+                Ok((s, a))
+            })
+            .unwrap();
+            assert!(arc.middle().contains(&peer_id(addr.ip(), addr.port())));
+        }
     }
 
     #[test]

@@ -26,13 +26,13 @@ Signals:
   exits 0 within a few seconds. A second signal exits at once.
 
 Faults (--fault, repeatable; each breaks one requirement on purpose):
-  replica-successor  REPL-3    no-stabilize     STAB-1
-  pred-before-200    JOIN-5    ignore-rport     NAT-2
-  no-id-check        ID-7      wrong-302        QUERY-2
-  stale-links        WIRE-5    no-retransmit    TXN-1
-  id-from-private    NAT-3     no-keepalive     NAT-5
-  report-unverified  QUERY-7   no-leave         LEAVE-1
-  upper-hex          ID-1      no-transfer      JOIN-9
+  replica-successor  REPL-3         no-stabilize       STAB-1
+  pred-before-200    JOIN-5         ignore-rport       NAT-2/TXN-3
+  no-id-check        ID-7           wrong-302          QUERY-2
+  stale-links        WIRE-5/STAB-6  no-retransmit      TXN-1
+  id-from-private    NAT-3          no-keepalive       NAT-5
+  report-unverified  QUERY-7        no-leave           LEAVE-1
+  upper-hex          ID-1           no-transfer        JOIN-9
   query-mutates      QUERY-1
 
 Example:

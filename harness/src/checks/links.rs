@@ -111,14 +111,34 @@ fn responder_of(cx: &Ctx, who: &str, expected: Option<Peer>, l: &NodeLinks) -> R
     }
 }
 
-/// C-L1, C-L2, C-L4 for responder `n`.
+/// QUERY-1: the harness's observer only sends node queries, OPTIONS and
+/// user-agent REGISTERs, so a node that reports it as a link adopted it
+/// from one of those.
+pub fn check_no_observer(cx: &Ctx, who: &str, l: &NodeLinks) -> StepResult {
+    let observer = cx.observer.id();
+    if let Some((t, p, _)) = l.all.iter().find(|(_, p, _)| p.id == observer) {
+        return Err(finding(
+            "QUERY-1",
+            format!(
+                "{who} never links to the harness's observer, which only sent it node queries and OPTIONS (a query changes nothing)"
+            ),
+            format!("link {}{} = {}", t.kind.letter(), t.depth, cx.show(p)),
+        ));
+    }
+    Ok(())
+}
+
+/// C-L1, C-L2, C-L4 for responder `n`, and no link to the observer.
 pub fn check_sane(cx: &Ctx, who: &str, n: &Peer, l: &NodeLinks, ring_len: usize) -> StepResult {
+    check_no_observer(cx, who, l)?;
     // C-L4 (WIRE-5): expires > 0 on every link.
     for (t, p, e) in &l.all {
         if e.is_none_or(|e| e == 0) {
             return Err(finding(
                 "WIRE-5",
-                format!("every DHT-Link of {who} with expires > 0"),
+                format!(
+                    "every DHT-Link of {who} with expires > 0 (C-L4: an expired entry is never reported, STAB-6)"
+                ),
                 format!(
                     "link {}{} to {} with {}",
                     t.kind.letter(),

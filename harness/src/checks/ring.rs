@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use p2psip_wire::{Id, Ring};
 
-use super::links::check_true;
+use super::links::{check_no_observer, check_true};
 use super::{CheckDef, CheckFuture, CheckInput, Subject, finding};
 use crate::engine::ctx::{Ctx, StepResult};
 use crate::oracle::{self, NodeLinks, Reading, Snapshot};
@@ -80,8 +80,21 @@ async fn take(cx: &mut Ctx) -> Snapshot {
     snap
 }
 
-/// C-G1..C-G4 on a snapshot.
+/// QUERY-1 on a snapshot: no node links to the observer, which only ever
+/// queried them. Checked first, so a node that adopts the querier fails
+/// with the requirement it breaks rather than with the ring it disturbs.
+pub fn no_observer(cx: &Ctx, snap: &Snapshot) -> StepResult {
+    for (name, _, r) in &snap.nodes {
+        if let Reading::Links(l) = r {
+            check_no_observer(cx, name, l)?;
+        }
+    }
+    Ok(())
+}
+
+/// C-G1..C-G4 on a snapshot (after [`no_observer`]).
 pub fn zave(cx: &Ctx, snap: &Snapshot) -> StepResult {
+    no_observer(cx, snap)?;
     let ring = &snap.ring;
     let mut links: BTreeMap<Id, &NodeLinks> = BTreeMap::new();
     for (name, peer, r) in &snap.nodes {
@@ -215,9 +228,10 @@ pub fn ideal(cx: &Ctx, snap: &Snapshot, ring: &Ring) -> StepResult {
         };
         check_true(cx, name, peer, l, ring, r).map_err(|stop| match stop {
             // Wrong links make the ring non-ideal (STAB-5); malformed ones
-            // (C-L4, WIRE-5) keep their own requirement.
+            // (C-L4, WIRE-5) and the observer adopted from a query
+            // (QUERY-1) keep their own requirement.
             crate::engine::ctx::Stop::Fail(mut f) => {
-                if f.requirement.starts_with("QUERY-") {
+                if f.requirement.starts_with("QUERY-") && f.requirement != "QUERY-1" {
                     f.requirement = "STAB-5".to_string();
                 }
                 f.expected = format!("the ideal ring (C-G5): {}", f.expected);
@@ -264,6 +278,7 @@ fn unchanged<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
             )));
         };
         let now = take(cx).await;
+        no_observer(cx, &now)?;
         for (node, _, r) in &before.nodes {
             let Reading::Links(a) = r else { continue };
             let Some((_, _, Reading::Links(b))) = now.nodes.iter().find(|(n, _, _)| n == node)

@@ -420,6 +420,7 @@ fn quiescent<'a>(cx: &'a mut Ctx, _input: &'a CheckInput) -> CheckFuture<'a> {
         let first = take(cx).await;
         sleep_until(cx.until(t_stab(cx))).await;
         let second = take(cx).await;
+        super::ring::no_observer(cx, &second)?;
         if summaries(&first) != summaries(&second) {
             return Err(finding(
                 "STAB-5",
@@ -672,7 +673,9 @@ fn lifetimes<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
                 let Some(e) = e.filter(|e| *e > 0) else {
                     return Err(finding(
                         "WIRE-5",
-                        format!("every DHT-Link of {name} with expires > 0 (C-L4)"),
+                        format!(
+                            "every DHT-Link of {name} with expires > 0 (C-L4: an expired entry is never reported, STAB-6)"
+                        ),
                         format!(
                             "{}{} to {} with {}",
                             t.kind.letter(),

@@ -26,7 +26,7 @@ pub use template::{Template, TemplateError};
 
 /// The arguments of the reference node's command line after the program
 /// (and the `node` subcommand when it runs in-process), as templates.
-const NODE_ARGS: &[&str] = &[
+pub const NODE_ARGS: &[&str] = &[
     "--listen",
     "{ip}:{port}",
     "--bootstrap",

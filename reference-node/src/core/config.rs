@@ -204,7 +204,7 @@ faults! {
     PredBefore200 = "pred-before-200", "JOIN-5",
         "the admitting peer sets its predecessor to the joiner before building the 200, which then reports P1 = the joiner itself";
     /// Responses go to the Via sent-by, without received/rport.
-    IgnoreRport = "ignore-rport", "NAT-2",
+    IgnoreRport = "ignore-rport", "NAT-2 / TXN-3",
         "responses go to the top Via's sent-by address, and received/rport are not filled in";
     /// No ID-7 verification.
     NoIdCheck = "no-id-check", "ID-7",
@@ -213,7 +213,7 @@ faults! {
     Wrong302 = "wrong-302", "QUERY-2",
         "302s name the responder's predecessor instead of a peer closer to the key";
     /// Reports links with expires=0.
-    StaleLinks = "stale-links", "WIRE-5",
+    StaleLinks = "stale-links", "WIRE-5 / STAB-6",
         "every DHT-Link is reported with expires=0";
     /// No retransmissions.
     NoRetransmit = "no-retransmit", "TXN-1",
