@@ -49,9 +49,33 @@ impl Head {
         }
     }
 
-    /// Scans `input` from `start` (the start line).
+    /// Scans `input` from `start` (the start line), 32 bytes at a time
+    /// where the processor can (AVX2), else 16.
     #[inline(always)]
     pub(crate) fn scan(&mut self, input: &[u8], start: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(wide) = Avx2::detect() {
+            // SAFETY: `wide` exists only where AVX2 was detected, which is
+            // all that `scan_avx2` requires.
+            return unsafe { self.scan_avx2(input, start, wide) };
+        }
+        self.scan_with(input, start, Narrow)
+    }
+
+    /// [`scan`](Head::scan), compiled for AVX2.
+    ///
+    /// # Safety
+    ///
+    /// The processor must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn scan_avx2(&mut self, input: &[u8], start: usize, wide: Avx2) {
+        self.scan_with(input, start, wide)
+    }
+
+    #[inline(always)]
+    fn scan_with(&mut self, input: &[u8], start: usize, c: impl Classify) {
+        let classify = |block: &[u8]| c.classify(block);
         // Kept in locals (registers) while the loop runs.
         let mut end = input.len();
         let mut values = self.values;
@@ -159,6 +183,78 @@ impl Head {
     }
 }
 
+/// A way to look at a block.
+trait Classify: Copy {
+    fn classify(self, block: &[u8]) -> Masks;
+}
+
+/// 16 bytes at a time (SSE2 on x86_64), or one at a time elsewhere.
+#[derive(Clone, Copy)]
+struct Narrow;
+
+impl Classify for Narrow {
+    #[inline(always)]
+    fn classify(self, block: &[u8]) -> Masks {
+        classify(block)
+    }
+}
+
+/// 32 bytes at a time; a value exists only where AVX2 was detected.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx2(());
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    #[inline(always)]
+    fn detect() -> Option<Avx2> {
+        std::is_x86_feature_detected!("avx2").then_some(Avx2(()))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Classify for Avx2 {
+    #[inline(always)]
+    fn classify(self, block: &[u8]) -> Masks {
+        // SAFETY: a value of `Avx2` exists only where AVX2 was detected.
+        unsafe { classify_avx2(block) }
+    }
+}
+
+/// [`classify`] 32 bytes at a time.
+///
+/// # Safety
+///
+/// The processor must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn classify_avx2(block: &[u8]) -> Masks {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
+        _mm256_set1_epi8,
+    };
+    let block = &block[..BLOCK];
+    // SAFETY: AVX2 is enabled (the caller's contract); the two loads read
+    // bytes 0..32 and 32..64 of `block`, which has 64, and `loadu` has no
+    // alignment requirement.
+    unsafe {
+        let a = _mm256_loadu_si256(block.as_ptr().cast::<__m256i>());
+        let b = _mm256_loadu_si256(block.as_ptr().add(32).cast::<__m256i>());
+        let nl = _mm256_set1_epi8(b'\n' as i8);
+        let comma = _mm256_set1_epi8(b',' as i8);
+        let lf_a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) as u32;
+        let lf_b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) as u32;
+        let commas = _mm256_or_si256(_mm256_cmpeq_epi8(a, comma), _mm256_cmpeq_epi8(b, comma));
+        // The high bit of a comma match, or of a byte beyond ASCII.
+        let rare = _mm256_movemask_epi8(_mm256_or_si256(commas, _mm256_or_si256(a, b)));
+        Masks {
+            lf: u64::from(lf_a) | u64::from(lf_b) << 32,
+            rare: rare != 0,
+        }
+    }
+}
+
 /// What a block holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Masks {
@@ -249,12 +345,20 @@ mod tests {
                 };
             }
             assert_eq!(classify(&block), classify_bytes(&block), "{block:?}");
+            #[cfg(target_arch = "x86_64")]
+            if let Some(wide) = Avx2::detect() {
+                assert_eq!(wide.classify(&block), classify_bytes(&block), "{block:?}");
+            }
         }
     }
 
     fn lines(input: &[u8], start: usize) -> (Head, Vec<usize>) {
         let mut head = Head::new();
         head.scan(input, start);
+        lines_of(head, input, start)
+    }
+
+    fn lines_of(mut head: Head, input: &[u8], start: usize) -> (Head, Vec<usize>) {
         let mut out = vec![];
         let mut from = start;
         while let Some(p) = head.lf_from(input, from) {
@@ -344,18 +448,29 @@ mod tests {
                 };
                 input.push(b);
             }
-            let (head, lfs) = lines(&input, 0);
-            let (end, values, ascii, head_lfs) = reference(&input, 0);
-            assert_eq!(head.end, end, "{input:?}");
-            assert_eq!(head.values, values, "{input:?}");
-            assert_eq!(head.ascii, ascii, "{input:?}");
-            if head.complete {
-                let kept: Vec<u32> = head_lfs.iter().map(|p| *p as u32).collect();
-                assert_eq!(head.lines(), Some(&kept[..]), "{input:?}");
+            // Both widths, whichever the processor would use.
+            let mut narrow = Head::new();
+            narrow.scan_with(&input, 0, Narrow);
+            let mut heads = vec![lines_of(narrow, &input, 0)];
+            #[cfg(target_arch = "x86_64")]
+            if let Some(wide) = Avx2::detect() {
+                let mut head = Head::new();
+                head.scan_with(&input, 0, wide);
+                heads.push(lines_of(head, &input, 0));
             }
-            // Every LF is found, head or not.
-            let all: Vec<usize> = (0..input.len()).filter(|&i| input[i] == b'\n').collect();
-            assert_eq!(lfs, all, "{input:?}");
+            let (end, values, ascii, head_lfs) = reference(&input, 0);
+            for (head, lfs) in heads {
+                assert_eq!(head.end, end, "{input:?}");
+                assert_eq!(head.values, values, "{input:?}");
+                assert_eq!(head.ascii, ascii, "{input:?}");
+                if head.complete {
+                    let kept: Vec<u32> = head_lfs.iter().map(|p| *p as u32).collect();
+                    assert_eq!(head.lines(), Some(&kept[..]), "{input:?}");
+                }
+                // Every LF is found, head or not.
+                let all: Vec<usize> = (0..input.len()).filter(|&i| input[i] == b'\n').collect();
+                assert_eq!(lfs, all, "{input:?}");
+            }
         }
     }
 }
