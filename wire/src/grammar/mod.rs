@@ -415,15 +415,21 @@ enum Name {
     DhtPeerId,
     DhtNodeId,
     DhtLink,
-    /// A header the model keeps as text, under its canonical name.
-    Known(&'static str),
+    // Headers the model keeps as text, under their canonical names (a
+    // compact form reads as its long form).
+    ContentType,
+    Subject,
+    ContentEncoding,
+    Event,
+    ReferTo,
+    AllowEvents,
     Unknown,
 }
 
 /// `header-name = token`, at the start of `line`, and which rule reads
 /// it. None when the line does not start with a token.
 #[inline]
-fn header_name(line: &[u8], profile: Profile) -> Option<(&[u8], Name)> {
+fn header_name(line: &[u8], profile: Profile) -> Option<(usize, Name)> {
     let first = *line.first()?;
     if !lex::TOKEN[first as usize] {
         return None;
@@ -438,16 +444,16 @@ fn header_name(line: &[u8], profile: Profile) -> Option<(&[u8], Name)> {
             b'm' => Name::Contact,
             b'l' => Name::ContentLength,
             b'k' => Name::Supported,
-            b'c' => Name::Known("Content-Type"),
-            b's' => Name::Known("Subject"),
-            b'e' => Name::Known("Content-Encoding"),
-            b'o' => Name::Known("Event"),
-            b'r' => Name::Known("Refer-To"),
-            b'u' => Name::Known("Allow-Events"),
+            b'c' => Name::ContentType,
+            b's' => Name::Subject,
+            b'e' => Name::ContentEncoding,
+            b'o' => Name::Event,
+            b'r' => Name::ReferTo,
+            b'u' => Name::AllowEvents,
             b'd' => Name::RequestDisposition,
             _ => Name::Unknown,
         };
-        return Some((&line[..1], name));
+        return Some((1, name));
     }
     // The long forms the model types: one candidate, picked by a letter or
     // two, compared a word at a time.
@@ -463,7 +469,7 @@ fn header_name(line: &[u8], profile: Profile) -> Option<(&[u8], Name)> {
             b'o' => match (at(4), at(8)) {
                 (b'a', _) => known(&CONTACT, Name::Contact),
                 (b'e', b'l') => known(&CONTENT_LENGTH, Name::ContentLength),
-                (b'e', b't') => known(&CONTENT_TYPE, Name::Known("Content-Type")),
+                (b'e', b't') => known(&CONTENT_TYPE, Name::ContentType),
                 _ => None,
             },
             _ => None,
@@ -487,10 +493,7 @@ fn header_name(line: &[u8], profile: Profile) -> Option<(&[u8], Name)> {
         },
         _ => None,
     };
-    match found {
-        Some((n, kind)) => Some((&line[..n], kind)),
-        None => Some((&line[..lex::span(line, &lex::TOKEN)], Name::Unknown)),
-    }
+    Some(found.unwrap_or((lex::span(line, &lex::TOKEN), Name::Unknown)))
 }
 
 /// The long forms of the names the model types.
@@ -535,7 +538,12 @@ impl Name {
             Name::DhtPeerId => "DHT-PeerID",
             Name::DhtNodeId => "DHT-PeerID",
             Name::DhtLink => "DHT-Link",
-            Name::Known(n) => n,
+            Name::ContentType => "Content-Type",
+            Name::Subject => "Subject",
+            Name::ContentEncoding => "Content-Encoding",
+            Name::Event => "Event",
+            Name::ReferTo => "Refer-To",
+            Name::AllowEvents => "Allow-Events",
             Name::Unknown => "header",
         }
     }
@@ -548,10 +556,10 @@ fn header_line<'a>(
     line: &'a [u8],
     out: &mut Vec<Header<'a>>,
 ) -> Result<(), ParseError> {
-    let (name, kind) = header_name(line, cx.profile)
+    let (n, kind) = header_name(line, cx.profile)
         .ok_or_else(|| ParseError::new(cx.offset(line), ErrorKind::HeaderLine))?;
     // HCOLON = *( SP / HTAB ) ":" SWS
-    let after_name = &line[name.len()..];
+    let (name, after_name) = line.split_at(n);
     let value = match after_name {
         // Most often ": " and the value, which ends the line.
         [b':', b' ', v @ ..]
@@ -627,10 +635,15 @@ fn header_line<'a>(
         Name::DhtPeerId => header::dht_peer_id(cx, value, IdentityHeader::PeerId, out),
         Name::DhtNodeId => header::dht_peer_id(cx, value, IdentityHeader::NodeId, out),
         Name::DhtLink => header::dht_link_list(cx, value, out),
-        Name::Known(canonical) => {
+        Name::ContentType
+        | Name::Subject
+        | Name::ContentEncoding
+        | Name::Event
+        | Name::ReferTo
+        | Name::AllowEvents => {
             let value = cx.text(value);
             push(out, || Header::Other {
-                name: Cow::Borrowed(canonical),
+                name: Cow::Borrowed(kind.label()),
                 value,
             });
             Ok(())
@@ -693,7 +706,7 @@ mod tests {
             ("CSeq", Name::CSeq),
             ("Contact", Name::Contact),
             ("Content-Length", Name::ContentLength),
-            ("Content-Type", Name::Known("Content-Type")),
+            ("Content-Type", Name::ContentType),
             ("Max-Forwards", Name::MaxForwards),
             ("Expires", Name::Expires),
             ("Route", Name::Route),
@@ -710,13 +723,13 @@ mod tests {
                 for after in [": x", ":x", " : x", ":"] {
                     let line = format!("{spelled}{after}");
                     let (n, k) = header_name(line.as_bytes(), Profile::DsipChord).unwrap();
-                    assert_eq!((n, k), (spelled.as_bytes(), kind), "{line}");
+                    assert_eq!((n, k), (spelled.len(), kind), "{line}");
                 }
                 // A longer token is another header.
                 for more in ["s", "-X", "1"] {
                     let line = format!("{spelled}{more}: x");
                     let (n, k) = header_name(line.as_bytes(), Profile::DsipChord).unwrap();
-                    assert_eq!(n.len(), spelled.len() + more.len(), "{line}");
+                    assert_eq!(n, spelled.len() + more.len(), "{line}");
                     assert_eq!(k, Name::Unknown, "{line}");
                 }
             }
@@ -742,7 +755,7 @@ mod tests {
         );
         assert_eq!(
             header_name(b"X-Y: x", Profile::DsipChord).unwrap(),
-            (&b"X-Y"[..], Name::Unknown)
+            (3, Name::Unknown)
         );
         assert_eq!(header_name(b": x", Profile::DsipChord), None);
     }

@@ -3,9 +3,12 @@ One pass over the head of a message (start line and header section)
 before it is parsed: where it ends, where its lines end, how many header
 values it can hold at most, and whether it is all ASCII.
 
-The pass looks at 16 bytes at a time (SSE2 on x86_64, a plain loop
-elsewhere), so the parse itself never searches for a line end, and the
-header list is allocated once with room for every value.
+The pass looks at 32 bytes at a time where the processor has AVX2, 16
+otherwise (SSE2 on x86_64, a plain loop elsewhere), and keeps only the
+offsets of the LFs: the end of the head is where an LF follows another
+one or a CR after one, which the LF masks show. The parse itself never
+searches for a line end, and the header list is allocated once with room
+for every value.
 */
 
 /// How many line ends the pass remembers; the lines after those are found
