@@ -89,6 +89,8 @@ pub fn run(cfg: SimConfig, opts: Options, scenario: &Scenario) -> Result<Report,
     for (i, step) in scenario.steps.iter().enumerate() {
         r.index = i;
         let at = r.sim.now();
+        r.progress
+            .step(i, scenario.steps.len(), step.name(), &r.sim);
         let started = Instant::now();
         let out = r.step(step);
         step_walls.push(started.elapsed().as_secs_f64());
@@ -1405,6 +1407,18 @@ impl Progress {
             on,
             started: Instant::now(),
             last: Instant::now(),
+        }
+    }
+
+    /// A line as each step starts, so a long run shows where it is.
+    fn step(&mut self, index: usize, of: usize, name: &str, sim: &Sim) {
+        if self.on {
+            eprintln!(
+                "[{:7.1} s] step {}/{of}: {name} at t+{:.1}s",
+                self.started.elapsed().as_secs_f64(),
+                index + 1,
+                sim.now().as_duration().as_secs_f64()
+            );
         }
     }
 
