@@ -407,7 +407,9 @@ impl Node {
 
     /// Every neighbour hears from this node at least once per keep-alive
     /// interval K: the timer runs every K/4 and pings whoever was not sent
-    /// anything for 3K/4, so no silence lasts longer than K.
+    /// anything for K/2, so no silence lasts longer than 3K/4. The spare
+    /// quarter absorbs a late timer (a loaded host) before a NAT mapping
+    /// with a timeout just above K lapses.
     pub(super) fn on_keepalive_timer(&mut self) {
         if !matches!(self.phase, Phase::Member(_)) {
             return;
@@ -415,7 +417,7 @@ impl Node {
         let quarter = self.cfg.keepalive / 4;
         let p = self.period(quarter);
         self.timers.set(Timer::Keepalive, self.now + p);
-        let threshold = self.cfg.keepalive - quarter;
+        let threshold = self.cfg.keepalive / 2;
         if self.faults().has(Fault::NoKeepalive) {
             return;
         }
