@@ -383,19 +383,33 @@ pub(crate) fn lit<'a, const N: usize>(i: &'a [u8], lit: &[u8; N]) -> Option<&'a 
 #[inline(always)]
 pub(crate) fn digits<const MAX: usize>(i: &[u8]) -> Option<(u32, &[u8])> {
     const { assert!(MAX >= 1 && MAX <= 9) };
+    let k = match i.first_chunk::<16>() {
+        // The digits and the byte after them are among the first 16 (the
+        // mask only shows the compiler so).
+        Some(w) => digits_with::<MAX>(|k| w[k & 15]),
+        None => digits_with::<MAX>(|k| i.get(k).copied().unwrap_or(0xff)),
+    };
+    let (n, k) = k?;
+    Some((n, &i[k..]))
+}
+
+/// [`digits`] of the bytes `byte` gives by offset: the value and how many.
+#[inline(always)]
+fn digits_with<const MAX: usize>(byte: impl Fn(usize) -> u8) -> Option<(u32, usize)> {
     let mut n = 0u32;
     let mut k = 0;
     while k < MAX {
-        match i.get(k) {
-            Some(b) if b.is_ascii_digit() => n = n * 10 + u32::from(b - b'0'),
-            _ => break,
+        let d = byte(k).wrapping_sub(b'0');
+        if d > 9 {
+            break;
         }
+        n = n * 10 + u32::from(d);
         k += 1;
     }
-    if k == 0 || i.get(k).is_some_and(u8::is_ascii_digit) {
+    if k == 0 || byte(k).is_ascii_digit() {
         return None;
     }
-    Some((n, &i[k..]))
+    Some((n, k))
 }
 
 /// A number that is a whole `gen-value` in the form senders emit: at most
@@ -498,5 +512,17 @@ mod tests {
         assert_eq!(short_port(b"65535>"), Some((65535, &b">"[..])));
         assert_eq!(short_port(b"65536"), None);
         assert_eq!(short_port(b"005060"), None);
+        // The same where 16 bytes or more follow.
+        assert_eq!(
+            digits::<3>(b"159;xxxxxxxxxxxxxxxx"),
+            Some((159, &b";xxxxxxxxxxxxxxxx"[..]))
+        );
+        assert_eq!(digits::<3>(b"1590xxxxxxxxxxxxxxxx"), None);
+        assert_eq!(
+            digits::<9>(b"123456789;xxxxxxxxxx"),
+            Some((123456789, &b";xxxxxxxxxx"[..]))
+        );
+        assert_eq!(digits::<9>(b"1234567890xxxxxxxxxx"), None);
+        assert_eq!(digits::<9>(b"x234567890xxxxxxxxxx"), None);
     }
 }
