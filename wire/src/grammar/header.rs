@@ -402,6 +402,10 @@ pub(crate) fn method<'a>(cx: &Cx<'a>, token: &'a [u8]) -> Method<'a> {
 /// A header whose value is one number: Expires, Max-Forwards,
 /// Content-Length.
 pub(crate) fn number(i: &[u8], saturate: bool) -> Result<u32, &[u8]> {
+    // Most often a few digits and nothing else.
+    if let Some((n, [])) = lex::digits::<9>(i) {
+        return Ok(n);
+    }
     let (rest, n) = if saturate {
         lex::number_saturating(i)
     } else {
@@ -836,6 +840,12 @@ mod tests {
         assert_eq!(cseq(&c, b"7 \r\n OPTIONS").unwrap().method, Method::Options);
         assert!(cseq(&c, b"7 OPTIONS x").is_err());
         assert!(cseq(&c, b"7 OPT@ONS").is_err());
+        assert_eq!(number(b"70", true), Ok(70));
+        assert_eq!(number(b"0123456789", false), Ok(123456789));
+        assert!(number(b"4294967296", false).is_err());
+        assert_eq!(number(b"99999999999", true), Ok(u32::MAX));
+        assert_eq!(number(b"7 ", true), Ok(7));
+        assert!(number(b"7x", true).is_err());
         let mut out = vec![];
         token_list(&mut cx(""), b"dht", &mut out, Header::Require).unwrap();
         token_list(&mut cx(""), b"dht , foo,bar", &mut out, Header::Require).unwrap();

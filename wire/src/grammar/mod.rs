@@ -294,7 +294,7 @@ fn message<'a>(
         let end = logical_line_end(cx, &mut head, input, pos)
             .ok_or_else(|| ParseError::new(input.len(), ErrorKind::Incomplete))?;
         let line = strip_cr(cx, &input[pos..end], end - pos, rest);
-        header_line(cx, line, &mut headers)?;
+        any_header_line(cx, line, &mut headers)?;
         pos = end + 1;
     }
 
@@ -549,8 +549,20 @@ impl Name {
     }
 }
 
+/// [`header_line`] for the lines read the general way (folds, bare LFs),
+/// kept out of the loop over plain lines.
+#[inline(never)]
+fn any_header_line<'a>(
+    cx: &mut Cx<'a>,
+    line: &'a [u8],
+    out: &mut Vec<Header<'a>>,
+) -> Result<(), ParseError> {
+    header_line(cx, line, out)
+}
+
 /// `message-header = header-name HCOLON header-value`, one logical line
 /// without its line end.
+#[inline(always)]
 fn header_line<'a>(
     cx: &mut Cx<'a>,
     line: &'a [u8],
