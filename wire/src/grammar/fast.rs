@@ -197,13 +197,6 @@ pub(crate) fn from_to<'a>(
     slot: usize,
     make: impl FnOnce(FromTo<'a>) -> Header<'a>,
 ) -> bool {
-    let tag = |cx: &Cx<'a>, rest: &'a [u8]| match rest {
-        [] => Some(None),
-        _ => match plain_param(rest, b";tag=") {
-            Some((tag, [])) => Some(Some(cx.text(tag))),
-            _ => None,
-        },
-    };
     if let Some((p, rest)) = peer_addr(value) {
         let Some(tag) = tag(cx, rest) else {
             return false;
@@ -238,6 +231,19 @@ pub(crate) fn from_to<'a>(
         _ => cx.tally.count(TO),
     }
     true
+}
+
+/// What follows the address of a From or To: nothing, or `;tag=TAG` and
+/// nothing. None for anything else.
+#[inline(always)]
+fn tag<'a>(cx: &Cx<'a>, rest: &'a [u8]) -> Option<Option<Cow<'a, str>>> {
+    match rest {
+        [] => Some(None),
+        _ => match plain_param(rest, b";tag=") {
+            Some((tag, [])) => Some(Some(cx.text(tag))),
+            _ => None,
+        },
+    }
 }
 
 /// Contact: `<PeerURI>` or a user's address, and `;expires=SECS` if any.
