@@ -49,10 +49,10 @@ fn capture(target: usize, bodies: &[usize]) -> Vec<u8> {
         let m = message(n, body);
         let pair = n % 4;
         let (a, b) = (peers[2 * pair], peers[2 * pair + 1]);
-        let (src, dst) = if n % 3 == 0 { (b, a) } else { (a, b) };
-        if n % 2 == 0 {
+        let (src, dst) = if n.is_multiple_of(3) { (b, a) } else { (a, b) };
+        if n.is_multiple_of(2) {
             w.write_udp(ts, src, dst, &m).expect("write");
-        } else if n % 11 == 0 {
+        } else if n.is_multiple_of(11) {
             w.write_tcp(ts, src, dst, b"\r\n\r\n").expect("write");
         } else {
             w.write_tcp(ts, src, dst, &m).expect("write");

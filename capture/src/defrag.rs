@@ -120,7 +120,7 @@ impl Defrag {
             );
             return None;
         }
-        if frag.more && (len == 0 || len % 8 != 0) {
+        if frag.more && (len == 0 || !len.is_multiple_of(8)) {
             report(
                 FindingKind::BadFragment,
                 format!("non-final fragment of {len} bytes is not a multiple of 8"),

@@ -633,7 +633,7 @@ fn read_shb(
             reason: format!("byte-order magic {bom:02x?} is neither order of 1A2B3C4D"),
         });
     } as usize;
-    if len < 28 || len % 4 != 0 || len > limits.max_block {
+    if len < 28 || !len.is_multiple_of(4) || len > limits.max_block {
         return Err(CaptureError::BadHeader {
             format: "pcapng",
             reason: format!("section header block length {len} is invalid"),

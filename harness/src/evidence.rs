@@ -173,10 +173,8 @@ impl Recorder {
         let ts = self.timestamp(at);
         let summary = format!("{} {note}", summarize(bytes, Transport::Udp));
         let mut g = self.lock();
-        if in_pcap {
-            if let Err(e) = g.pcap.write_udp(ts, from, to, bytes) {
-                g.pcap_error.get_or_insert_with(|| e.to_string());
-            }
+        if in_pcap && let Err(e) = g.pcap.write_udp(ts, from, to, bytes) {
+            g.pcap_error.get_or_insert_with(|| e.to_string());
         }
         let mut entry = LadderEntry::new(
             self.ms(at),

@@ -162,12 +162,11 @@ fn shr2(id: &Id) -> Id {
 /// that peer: its ID + 2^k, k < 160), so a case can put a peer in a
 /// given part of the ring (`between = ["iut1", "iut1+2^156"]`).
 pub fn split_offset(reference: &str) -> (&str, Option<u8>) {
-    if let Some((name, k)) = reference.split_once("+2^") {
-        if let Ok(k) = k.parse::<u8>() {
-            if k < 160 {
-                return (name, Some(k));
-            }
-        }
+    if let Some((name, k)) = reference.split_once("+2^")
+        && let Ok(k) = k.parse::<u8>()
+        && k < 160
+    {
+        return (name, Some(k));
     }
     (reference, None)
 }

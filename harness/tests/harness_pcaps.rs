@@ -67,10 +67,10 @@ fn subjects(case: &Value) -> BTreeSet<String> {
     for e in case["evidence"]["ladder"].as_array().into_iter().flatten() {
         for side in ["from", "to"] {
             let label = e[format!("{side}_label")].as_str().unwrap_or("");
-            if label.starts_with("iut") || label.starts_with("ref") {
-                if let Some(a) = e[side].as_str() {
-                    out.insert(a.to_string());
-                }
+            if (label.starts_with("iut") || label.starts_with("ref"))
+                && let Some(a) = e[side].as_str()
+            {
+                out.insert(a.to_string());
             }
         }
     }

@@ -450,10 +450,10 @@ impl NatCore {
             checks += 1;
             Some(port_ok(port))
         };
-        if let Some(p) = preferred.filter(|p| (lo..=hi).contains(p)) {
-            if consider(self, p) == Some(true) {
-                chosen = Some(p);
-            }
+        if let Some(p) = preferred.filter(|p| (lo..=hi).contains(p))
+            && consider(self, p) == Some(true)
+        {
+            chosen = Some(p);
         }
         let mut picks = 0;
         while chosen.is_none() && picks < RANDOM_PICKS {

@@ -670,22 +670,23 @@ impl Checker {
                     },
                 );
                 new_leg = true;
-                if ua_register && self.ua_regs.len() < MAX_PENDING {
-                    if let Some(to) = msg.to() {
-                        let uri = &to.addr.uri;
-                        let mut keys = vec![resource_id(uri)];
-                        keys.extend((1..=self.opts.replicas.min(63)).map(|n| replica_id(uri, n)));
-                        self.ua_regs.push(UaReg {
-                            txn: key,
-                            adapter: at.dst,
-                            aor: digest(&[&canonical(uri)]),
-                            keys,
-                            p1_then: None,
-                            seen: 0,
-                            deadline: None,
-                            finding: None,
-                        });
-                    }
+                if ua_register
+                    && self.ua_regs.len() < MAX_PENDING
+                    && let Some(to) = msg.to()
+                {
+                    let uri = &to.addr.uri;
+                    let mut keys = vec![resource_id(uri)];
+                    keys.extend((1..=self.opts.replicas.min(63)).map(|n| replica_id(uri, n)));
+                    self.ua_regs.push(UaReg {
+                        txn: key,
+                        adapter: at.dst,
+                        aor: digest(&[&canonical(uri)]),
+                        keys,
+                        p1_then: None,
+                        seen: 0,
+                        deadline: None,
+                        finding: None,
+                    });
                 }
             }
         }

@@ -198,10 +198,9 @@ fn recorded_answer(frame: u64) -> Vec<u8> {
             if let p2psip_capture::Event::Datagram {
                 frame: f, payload, ..
             } = e
+                && f == frame
             {
-                if f == frame {
-                    found = Some(payload.into_owned());
-                }
+                found = Some(payload.into_owned());
             }
         })
         .unwrap();

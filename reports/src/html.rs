@@ -305,10 +305,10 @@ impl<'a> View<'a> {
 fn attempts_text(c: &CaseResult) -> String {
     let list: Vec<&str> = c.attempts.iter().map(|v| v.as_str()).collect();
     let mut t = list.join(", ");
-    if c.flaky {
-        if let Some(rate) = c.flake_rate {
-            let _ = write!(t, " (flaky: {:.0}% did not pass)", rate * 100.0);
-        }
+    if c.flaky
+        && let Some(rate) = c.flake_rate
+    {
+        let _ = write!(t, " (flaky: {:.0}% did not pass)", rate * 100.0);
     }
     t
 }
@@ -383,10 +383,10 @@ fn ladder(case_index: usize, entries: &[LadderEntry]) -> Option<LadderView> {
         let label = label.filter(|l| !l.is_empty());
         match endpoints.iter().position(|e| e.addr == addr) {
             Some(i) => {
-                if endpoints[i].label.is_empty() {
-                    if let Some(l) = label {
-                        endpoints[i].label = l.to_string();
-                    }
+                if endpoints[i].label.is_empty()
+                    && let Some(l) = label
+                {
+                    endpoints[i].label = l.to_string();
                 }
                 i
             }

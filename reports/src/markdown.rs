@@ -289,15 +289,15 @@ fn attention(report: &Report, opts: &MarkdownOptions, o: &mut String) {
         }
         o.push_str(&facts.join("; "));
         o.push_str("\n\n");
-        if c.outcome == Outcome::XPassed {
-            if let Some(e) = &c.expected_failure {
-                o.push_str(&format!(
-                    "Passed, but the expectations entry {} expects it to {}: {}\n\n",
-                    code(&e.pattern),
-                    e.verdict,
-                    inline(&e.reason)
-                ));
-            }
+        if c.outcome == Outcome::XPassed
+            && let Some(e) = &c.expected_failure
+        {
+            o.push_str(&format!(
+                "Passed, but the expectations entry {} expects it to {}: {}\n\n",
+                code(&e.pattern),
+                e.verdict,
+                inline(&e.reason)
+            ));
         }
         if !c.detail.trim().is_empty() {
             let (detail, cut) = truncate(&c.detail, opts.max_detail_lines, opts.max_detail_chars);

@@ -176,7 +176,7 @@ impl Attribute {
                 })
             }
             UNKNOWN_ATTRIBUTES => {
-                if value.len() % 2 != 0 {
+                if !value.len().is_multiple_of(2) {
                     return Err(malformed("UNKNOWN-ATTRIBUTES has an odd length"));
                 }
                 Attribute::UnknownAttributes(

@@ -50,7 +50,7 @@ pub fn decode(datagram: &[u8]) -> Result<Message, DecodeError> {
     if cookie != MAGIC_COOKIE {
         return Err(DecodeError::BadMagicCookie(cookie));
     }
-    if length % 4 != 0 {
+    if !length.is_multiple_of(4) {
         return Err(DecodeError::LengthNotAligned(length));
     }
     let actual = datagram.len() - HEADER_LEN;

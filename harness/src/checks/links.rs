@@ -175,14 +175,14 @@ pub fn check_sane(cx: &Ctx, who: &str, n: &Peer, l: &NodeLinks, ring_len: usize)
                 format!("P1 = {}", cx.show(p)),
             ));
         }
-        if let Some(s1) = l.succ.first() {
-            if p.id.in_open(&n.id, &s1.id) {
-                return Err(finding(
-                    "QUERY-5",
-                    format!("{who}'s P1 not inside (it, S1) (C-L2)"),
-                    format!("P1 = {} inside ({who}, S1 = {})", cx.show(p), cx.show(s1)),
-                ));
-            }
+        if let Some(s1) = l.succ.first()
+            && p.id.in_open(&n.id, &s1.id)
+        {
+            return Err(finding(
+                "QUERY-5",
+                format!("{who}'s P1 not inside (it, S1) (C-L2)"),
+                format!("P1 = {} inside ({who}, S1 = {})", cx.show(p), cx.show(s1)),
+            ));
         }
     }
     Ok(())

@@ -55,10 +55,11 @@ pub fn check_progress(
     if contact.id.in_open_closed(&sender.id, key) {
         return Ok(());
     }
-    if let Some(s1) = s1 {
-        if key.in_open(&sender.id, &s1.id) && contact.id == s1.id {
-            return Ok(());
-        }
+    if let Some(s1) = s1
+        && key.in_open(&sender.id, &s1.id)
+        && contact.id == s1.id
+    {
+        return Ok(());
     }
     Err("the Contact is not in (responder, key] nor the responder's S1 for a key in (responder, S1)".to_string())
 }

@@ -335,14 +335,14 @@ fn public_identity<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a
                 ),
             ];
             for (h, p) in uris {
-                if let Some(p) = p {
-                    if p != observed {
-                        return Err(finding(
-                            "NAT-3",
-                            expected,
-                            format!("{h} names {} (Peer-ID {})", describe(&p), p.id),
-                        ));
-                    }
+                if let Some(p) = p
+                    && p != observed
+                {
+                    return Err(finding(
+                        "NAT-3",
+                        expected,
+                        format!("{h} names {} (Peer-ID {})", describe(&p), p.id),
+                    ));
                 }
             }
         }

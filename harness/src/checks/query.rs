@@ -466,35 +466,34 @@ fn never_names<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
         loop {
             let deadline = cx.until(cx.timer_f().min(Duration::from_secs(2)));
             if let oracle::Reading::Links(l) = oracle::read(&cx.observer, node, t1, deadline).await
+                && let Some((t, _, _)) = l.all.iter().find(|(_, p, _)| p.id == peer.id)
             {
-                if let Some((t, _, _)) = l.all.iter().find(|(_, p, _)| p.id == peer.id) {
-                    return Err(finding(
-                        &req,
-                        format!(
-                            "{name} never reports {pname}, with which it has completed no transaction"
-                        ),
-                        format!(
-                            "{name} reports {pname} as {}{} ({})",
-                            t.kind.letter(),
-                            t.depth,
-                            l.response.describe()
-                        ),
-                    )
-                    .into_at(l.response.at));
-                }
+                return Err(finding(
+                    &req,
+                    format!(
+                        "{name} never reports {pname}, with which it has completed no transaction"
+                    ),
+                    format!(
+                        "{name} reports {pname} as {}{} ({})",
+                        t.kind.letter(),
+                        t.depth,
+                        l.response.describe()
+                    ),
+                )
+                .into_at(l.response.at));
             }
             let deadline = cx.until(cx.timer_f().min(Duration::from_secs(2)));
-            if let Some(r) = oracle::query(&cx.observer, node, peer.id, t1, deadline).await {
-                if let Some(m) = r.message.as_ref() {
-                    let (_, c) = contacts(m);
-                    if m.status() == Some(302) && c.is_some_and(|c| c.id == peer.id) {
-                        return Err(finding(
+            if let Some(r) = oracle::query(&cx.observer, node, peer.id, t1, deadline).await
+                && let Some(m) = r.message.as_ref()
+            {
+                let (_, c) = contacts(m);
+                if m.status() == Some(302) && c.is_some_and(|c| c.id == peer.id) {
+                    return Err(finding(
                             &req,
                             format!("{name} never redirects to {pname}, with which it has completed no transaction"),
                             format!("302 to {pname} for its own ID: {}", r.describe()),
                         )
                         .into_at(r.at));
-                    }
                 }
             }
             rounds += 1;

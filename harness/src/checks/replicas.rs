@@ -400,13 +400,13 @@ fn transfer<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
                 ));
             };
             let e = exp.or(m.expires());
-            if let Some(left) = left {
-                if !e.is_some_and(|e| e > 0 && (f64::from(e) - left).abs() <= SLACK_S) {
-                    return Err(bad(
-                        format!("{w} with the remaining lifetime, {left:.1} s (±1 s)"),
-                        e.map_or("no expiry".into(), |e| format!("{e} s")),
-                    ));
-                }
+            if let Some(left) = left
+                && !e.is_some_and(|e| e > 0 && (f64::from(e) - left).abs() <= SLACK_S)
+            {
+                return Err(bad(
+                    format!("{w} with the remaining lifetime, {left:.1} s (±1 s)"),
+                    e.map_or("no expiry".into(), |e| format!("{e} s")),
+                ));
             }
         }
         if !m.requires_dht() || m.sender_peer().is_none() {
@@ -494,15 +494,15 @@ fn fetch<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
             (Some(500), _) if minority.is_some() => Ok(()),
             (Some(200), Some(m)) => {
                 let got: Vec<String> = contacts_of(m).into_iter().map(|(u, _)| u).collect();
-                if let Some(min) = &minority {
-                    if got.contains(min) {
-                        return Err(finding(
-                            &req,
-                            "the majority's Contacts (or 500 without a majority)",
-                            format!("200 listing the minority's {min}"),
-                        )
-                        .at_msg(&r));
-                    }
+                if let Some(min) = &minority
+                    && got.contains(min)
+                {
+                    return Err(finding(
+                        &req,
+                        "the majority's Contacts (or 500 without a majority)",
+                        format!("200 listing the minority's {min}"),
+                    )
+                    .at_msg(&r));
                 }
                 if let Some(miss) = want.iter().find(|w| !got.contains(w)) {
                     return Err(finding(
@@ -563,15 +563,15 @@ fn contacts_listed<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a
                 )
                 .at_msg(&r));
             };
-            if let Some(left) = left {
-                if !e.is_some_and(|e| (f64::from(e) - left).abs() <= SLACK_S) {
-                    return Err(finding(
+            if let Some(left) = left
+                && !e.is_some_and(|e| (f64::from(e) - left).abs() <= SLACK_S)
+            {
+                return Err(finding(
                         &req,
                         format!("Contact {w} listed with expires = its remaining lifetime, {left:.1} s (±1 s)"),
                         e.map_or("no expires parameter".to_string(), |e| format!("expires={e}")),
                     )
                     .at_msg(&r));
-                }
             }
         }
         Ok(())

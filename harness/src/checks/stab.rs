@@ -242,12 +242,11 @@ fn finger_queries<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a>
                     if r.from != node.addr {
                         continue;
                     }
-                    if let Some(m) = r.message.as_ref().filter(|m| m.is_request()) {
-                        if Class::of_request(m) == Class::Query {
-                            if let Some(k) = m.to().and_then(|t| t.addr.uri.peer_id()) {
-                                keys.push((p.id(), k));
-                            }
-                        }
+                    if let Some(m) = r.message.as_ref().filter(|m| m.is_request())
+                        && Class::of_request(m) == Class::Query
+                        && let Some(k) = m.to().and_then(|t| t.addr.uri.peer_id())
+                    {
+                        keys.push((p.id(), k));
                     }
                 }
             }
@@ -645,16 +644,15 @@ fn lifetimes<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
             advertised.insert(p.id(), p.identity().expires);
         }
         for (_, peer, r) in &snap.nodes {
-            if let Reading::Links(l) = r {
-                if let Some(e) = l
+            if let Reading::Links(l) = r
+                && let Some(e) = l
                     .response
                     .message
                     .as_ref()
                     .and_then(|m| m.dht_peer_id())
                     .and_then(|d| d.expires)
-                {
-                    advertised.insert(peer.id, e);
-                }
+            {
+                advertised.insert(peer.id, e);
             }
         }
         let only = input.str("node");
@@ -685,17 +683,17 @@ fn lifetimes<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
                         ),
                     ));
                 };
-                if let Some(adv) = advertised.get(&p.id) {
-                    if e > adv + 1 {
-                        return Err(finding(
-                            "STAB-6",
-                            format!(
-                                "{name}'s link to {} expires no later than that peer's advertised lifetime ({adv} s) (C-L4)",
-                                cx.name_of_id(&p.id)
-                            ),
-                            format!("{}{} with expires={e}", t.kind.letter(), t.depth),
-                        ));
-                    }
+                if let Some(adv) = advertised.get(&p.id)
+                    && e > adv + 1
+                {
+                    return Err(finding(
+                        "STAB-6",
+                        format!(
+                            "{name}'s link to {} expires no later than that peer's advertised lifetime ({adv} s) (C-L4)",
+                            cx.name_of_id(&p.id)
+                        ),
+                        format!("{}{} with expires={e}", t.kind.letter(), t.depth),
+                    ));
                 }
             }
         }

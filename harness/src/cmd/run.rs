@@ -194,10 +194,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let needs_instances = selected
         .iter()
         .any(|c| c.def.topology.iut > 0 && skip_reason(c, &env).is_none());
-    if needs_instances {
-        if let Err(why) = runtime.block_on(preflight(&env)) {
-            setup_failure = Some(why);
-        }
+    if needs_instances && let Err(why) = runtime.block_on(preflight(&env)) {
+        setup_failure = Some(why);
     }
 
     let shared = Arc::new(Shared {

@@ -39,22 +39,22 @@ use crate::puppet::Puppet;
 
 /// Why a case cannot run with this IUT (checked before anything starts).
 pub fn skip_reason(case: &Case, env: &RunEnv) -> Option<String> {
-    if let Some(nat) = &case.def.topology.nat {
-        if let Some(why) = crate::natlab::skip_reason(nat, env.external.is_some()) {
-            return Some(why);
-        }
+    if let Some(nat) = &case.def.topology.nat
+        && let Some(why) = crate::natlab::skip_reason(nat, env.external.is_some())
+    {
+        return Some(why);
     }
     for n in &case.def.needs {
         if n == "tcp" {
             if !env.iut.transports.contains(&TransportName::Tcp) {
                 return Some("needs TCP; the IUT file's transports do not list \"tcp\"".into());
             }
-        } else if let Some(f) = Feature::from_name(n) {
-            if !env.iut.has_feature(f) {
-                return Some(format!(
-                    "needs the {n} role, which the IUT file does not claim (features)"
-                ));
-            }
+        } else if let Some(f) = Feature::from_name(n)
+            && !env.iut.has_feature(f)
+        {
+            return Some(format!(
+                "needs the {n} role, which the IUT file does not claim (features)"
+            ));
         }
     }
     if env.external.is_some() {
@@ -328,10 +328,11 @@ async fn run_steps(cx: &mut Ctx) -> StepResult {
         }
         // A node that exited during a step that did not stop it crashed.
         for n in &cx.nodes {
-            if n.is_running() && !steps::stops(&s.step).contains(&n.name) {
-                if let Some(st) = n.instance.as_ref().and_then(|i| i.exit_status()) {
-                    return Err(crash(cx, &n.name, &st));
-                }
+            if n.is_running()
+                && !steps::stops(&s.step).contains(&n.name)
+                && let Some(st) = n.instance.as_ref().and_then(|i| i.exit_status())
+            {
+                return Err(crash(cx, &n.name, &st));
             }
         }
     }

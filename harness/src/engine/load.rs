@@ -473,10 +473,11 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
                     let clean: String = h.chars().filter(|c| !c.is_whitespace()).collect();
                     hex::decode(&clean).map_err(|e| at(format!("raw_hex: {e}")))?;
                 }
-                if let Some(le) = &x.line_ends {
-                    if le != "lf" && le != "crlf" {
-                        return Err(at("line_ends is \"crlf\" or \"lf\"".into()));
-                    }
+                if let Some(le) = &x.line_ends
+                    && le != "lf"
+                    && le != "crlf"
+                {
+                    return Err(at("line_ends is \"crlf\" or \"lf\"".into()));
                 }
                 if x.transport == super::model::Via::Tcp && !d.needs.iter().any(|n| n == "tcp") {
                     return Err(at(
@@ -489,10 +490,10 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
                 if let Some(f) = &x.from {
                     need(party(f), "name", f)?;
                 }
-                if let Some(c) = &x.class {
-                    if !CLASSES.contains(&c.as_str()) {
-                        return Err(at(format!("class {c:?} is not one of {CLASSES:?}")));
-                    }
+                if let Some(c) = &x.class
+                    && !CLASSES.contains(&c.as_str())
+                {
+                    return Err(at(format!("class {c:?} is not one of {CLASSES:?}")));
                 }
                 let kinds = [x.response.is_some(), x.request.is_some(), x.stun, x.closed]
                     .iter()
@@ -512,10 +513,10 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
             }
             Step::Reply(x) => {
                 need(puppet(&x.at), "puppet", &x.at)?;
-                if let Some(c) = &x.contact {
-                    if c != "echo" {
-                        need(party(c), "contact", c)?;
-                    }
+                if let Some(c) = &x.contact
+                    && c != "echo"
+                {
+                    need(party(c), "contact", c)?;
                 }
                 for (k, v) in x.links.iter().flatten() {
                     if !valid_link_key(k) {
@@ -577,10 +578,11 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
                 if let Some(u) = &x.ua {
                     need(puppet(u), "puppet", u)?;
                 }
-                if let Some(c) = &x.contact {
-                    if !c.starts_with("sip:") && !c.starts_with("sips:") {
-                        need(party(c), "contact", c)?;
-                    }
+                if let Some(c) = &x.contact
+                    && !c.starts_with("sip:")
+                    && !c.starts_with("sips:")
+                {
+                    need(party(c), "contact", c)?;
                 }
             }
         }
@@ -596,10 +598,11 @@ fn validate(case: &Case, known: &HashSet<&str>) -> Result<(), Invalid> {
                         .into(),
                 ));
             }
-            if let Some(c) = &x.contact {
-                if !c.starts_with("sip:") && !c.starts_with("sips:") {
-                    need(party(c), "contact", c)?;
-                }
+            if let Some(c) = &x.contact
+                && !c.starts_with("sip:")
+                && !c.starts_with("sips:")
+            {
+                need(party(c), "contact", c)?;
             }
         }
     }

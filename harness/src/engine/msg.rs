@@ -138,10 +138,10 @@ pub fn resolve_key(cx: &mut Ctx, spec: &str) -> Result<Id, Stop> {
         cx.rng.fill_bytes(&mut b);
         return Ok(Id(b));
     }
-    if spec.len() == 40 {
-        if let Ok(id) = Id::from_hex(spec) {
-            return Ok(id);
-        }
+    if spec.len() == 40
+        && let Ok(id) = Id::from_hex(spec)
+    {
+        return Ok(id);
     }
     let (name, delta) = match spec.rfind(['+', '-']) {
         Some(i) if i > 0 => {
@@ -268,10 +268,10 @@ pub fn outgoing(cx: &mut Ctx, step: &SendStep, puppet: &Puppet) -> Result<Outgoi
             via.port = Some(a.port());
         }
     }
-    if step.no_rport {
-        if let Some(via) = m.top_via_mut() {
-            via.rport = Rport::Absent;
-        }
+    if step.no_rport
+        && let Some(via) = m.top_via_mut()
+    {
+        via.rport = Rport::Absent;
     }
     for name in &step.remove_headers {
         m.headers.retain(|h| !h.name().eq_ignore_ascii_case(name));
@@ -400,17 +400,17 @@ fn expand_raw(
         ("identity".into(), identity_value(&me)),
     ];
     for p in &pieces {
-        if let Piece::Var(v) = p {
-            if let Some((kind, name)) = v.split_once(':') {
-                let peer = cx.peer_seen_by(&step.from, name)?;
-                let val = match kind {
-                    "addr" => peer.addr.to_string(),
-                    "id" => peer.id.to_string(),
-                    "uid" => peer.id.to_string().to_ascii_uppercase(),
-                    _ => peer_uri_text(&peer),
-                };
-                fixed.push((v.clone(), val));
-            }
+        if let Piece::Var(v) = p
+            && let Some((kind, name)) = v.split_once(':')
+        {
+            let peer = cx.peer_seen_by(&step.from, name)?;
+            let val = match kind {
+                "addr" => peer.addr.to_string(),
+                "id" => peer.id.to_string(),
+                "uid" => peer.id.to_string().to_ascii_uppercase(),
+                _ => peer_uri_text(&peer),
+            };
+            fixed.push((v.clone(), val));
         }
     }
     let render = |fill: usize, cl: usize| -> Vec<u8> {

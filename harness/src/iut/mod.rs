@@ -89,12 +89,12 @@ pub fn sibling_binary(name: &str) -> PathBuf {
     if here.exists() {
         return here;
     }
-    if dir.file_name().is_some_and(|n| n == "deps") {
-        if let Some(up) = dir.parent() {
-            let there = up.join(name);
-            if there.exists() {
-                return there;
-            }
+    if dir.file_name().is_some_and(|n| n == "deps")
+        && let Some(up) = dir.parent()
+    {
+        let there = up.join(name);
+        if there.exists() {
+            return there;
         }
     }
     here

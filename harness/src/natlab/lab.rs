@@ -163,10 +163,9 @@ fn tap(
         if let Decision::Forwarded { from, to } = e.decision {
             if matches!(e.direction, Direction::Outbound | Direction::Hairpin)
                 && rec.label_of(from).is_none()
+                && let Some(n) = inside.get(&e.src)
             {
-                if let Some(n) = inside.get(&e.src) {
-                    rec.label(from, format!("{n} (public)"));
-                }
+                rec.label(from, format!("{n} (public)"));
             }
             if !puppets.contains(&to) {
                 rec.relayed(Dir::Sent, from, to, bytes, "[relayed by the NAT]", true);
@@ -446,10 +445,10 @@ impl NatLab {
                     Side::Outside { .. } => format!("{} (own address, not its front)", p.name),
                 });
             }
-            if let Side::Outside { front } = p.side {
-                if Peer::at(front).id == *id {
-                    return Some(p.name.clone());
-                }
+            if let Side::Outside { front } = p.side
+                && Peer::at(front).id == *id
+            {
+                return Some(p.name.clone());
             }
         }
         for m in self.relay.mappings() {

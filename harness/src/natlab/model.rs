@@ -133,10 +133,10 @@ pub fn validate(case: &Case) -> Result<(), Invalid> {
     let inside: Vec<String> = t.nat.as_ref().map(|n| n.inside()).unwrap_or_default();
     if let Some(nat) = &t.nat {
         nat.behaviours().map_err(|e| (None, e))?;
-        if let Some(ms) = nat.timeout_ms {
-            if !(100..=600_000).contains(&ms) {
-                return Err((None, "nat.timeout_ms must be in 100..=600000".into()));
-            }
+        if let Some(ms) = nat.timeout_ms
+            && !(100..=600_000).contains(&ms)
+        {
+            return Err((None, "nat.timeout_ms must be in 100..=600000".into()));
         }
         match nat.backend.as_deref() {
             None | Some("userspace") | Some("kernel") => {}

@@ -146,26 +146,27 @@ pub fn compare(ex: &Exchange, fresh: Fresh<'_>, cx: &Context<'_>) -> Vec<Differe
             explained: overlay_differs.clone(),
         });
     }
-    if shape.status / 100 == 3 && rec.shape.status / 100 == 3 {
-        if let (Some(got), Some(want)) = (first_contact(&parsed.message), rec.contact) {
-            let mapped = map.addr(want);
-            if mapped.is_some() && mapped != Some(got) {
-                let named = map.original(got);
-                let explained = named
-                    .filter(|n| !active_at(conv, *n, ex.ts))
-                    .map(|n| format!("{n} was not in the captured overlay at this point"))
-                    .or_else(|| overlay_differs.clone());
-                out.push(Difference {
-                    what: format!(
-                        "redirects to {} (recorded {want})",
-                        named.map_or_else(
-                            || format!("{got} (no peer of the capture)"),
-                            |n| n.to_string()
-                        )
-                    ),
-                    explained,
-                });
-            }
+    if shape.status / 100 == 3
+        && rec.shape.status / 100 == 3
+        && let (Some(got), Some(want)) = (first_contact(&parsed.message), rec.contact)
+    {
+        let mapped = map.addr(want);
+        if mapped.is_some() && mapped != Some(got) {
+            let named = map.original(got);
+            let explained = named
+                .filter(|n| !active_at(conv, *n, ex.ts))
+                .map(|n| format!("{n} was not in the captured overlay at this point"))
+                .or_else(|| overlay_differs.clone());
+            out.push(Difference {
+                what: format!(
+                    "redirects to {} (recorded {want})",
+                    named.map_or_else(
+                        || format!("{got} (no peer of the capture)"),
+                        |n| n.to_string()
+                    )
+                ),
+                explained,
+            });
         }
     }
     for (d, _) in parsed.warnings.iter() {

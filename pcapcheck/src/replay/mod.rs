@@ -426,9 +426,8 @@ fn mentions(
     if matches!(
         class,
         Class::ResourceRegister | Class::Lookup | Class::Transfer
-    ) {
-        if let Some(t) = m.to() {
-            keys.insert(key_of(&t.addr.uri));
-        }
+    ) && let Some(t) = m.to()
+    {
+        keys.insert(key_of(&t.addr.uri));
     }
 }

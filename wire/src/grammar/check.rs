@@ -195,15 +195,15 @@ pub(crate) fn message(
         if counts[4] == 0 {
             cx.deviate(Deviation::MissingMaxForwards, at_end);
         }
-        if let Some(Header::From(f)) = header(t.from) {
-            if f.tag.is_none() {
-                cx.deviate(Deviation::MissingFromTag, at_end);
-            }
+        if let Some(Header::From(f)) = header(t.from)
+            && f.tag.is_none()
+        {
+            cx.deviate(Deviation::MissingFromTag, at_end);
         }
-        if let Some(Header::CSeq(c)) = header(t.cseq) {
-            if c.method != *method {
-                cx.deviate(Deviation::CSeqMethodMismatch, at_end);
-            }
+        if let Some(Header::CSeq(c)) = header(t.cseq)
+            && c.method != *method
+        {
+            cx.deviate(Deviation::CSeqMethodMismatch, at_end);
         }
     }
 

@@ -362,15 +362,15 @@ pub(crate) fn call_id<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Result<Cow<'a, str>, &'a 
 /// `CSeq = "CSeq" HCOLON 1*DIGIT LWS Method`
 pub(crate) fn cseq<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Result<CSeq<'a>, &'a [u8]> {
     // Most often `NUMBER SP METHOD`, as senders write it.
-    if let Some((seq, rest)) = lex::digits::<9>(i) {
-        if let Some(m) = lex::lit(rest, b" ") {
-            if !m.is_empty() && lex::span(m, &lex::TOKEN) == m.len() {
-                return Ok(CSeq {
-                    seq,
-                    method: method(cx, m),
-                });
-            }
-        }
+    if let Some((seq, rest)) = lex::digits::<9>(i)
+        && let Some(m) = lex::lit(rest, b" ")
+        && !m.is_empty()
+        && lex::span(m, &lex::TOKEN) == m.len()
+    {
+        return Ok(CSeq {
+            seq,
+            method: method(cx, m),
+        });
     }
     let (rest, seq) = lex::number_max(i, u32::MAX).map_err(|e| failed_at(e, i))?;
     let (rest, ()) = lex::lws(rest).map_err(|e| failed_at(e, rest))?;
@@ -720,17 +720,17 @@ fn link_value(i: &[u8], legacy: bool) -> Option<(LinkType, &[u8])> {
             b'f' => LinkKind::F,
             _ => return None,
         };
-        if let Some((depth, rest)) = lex::digits::<3>(digits) {
-            if !rest.first().is_some_and(|b| lex::GEN_VALUE[*b as usize]) {
-                let max = if kind == LinkKind::F { 159 } else { 255 };
-                return (depth <= max).then_some((
-                    LinkType {
-                        kind,
-                        depth: depth as u8,
-                    },
-                    rest,
-                ));
-            }
+        if let Some((depth, rest)) = lex::digits::<3>(digits)
+            && !rest.first().is_some_and(|b| lex::GEN_VALUE[*b as usize])
+        {
+            let max = if kind == LinkKind::F { 159 } else { 255 };
+            return (depth <= max).then_some((
+                LinkType {
+                    kind,
+                    depth: depth as u8,
+                },
+                rest,
+            ));
         }
     }
     let n = lex::span(i, &lex::GEN_VALUE);

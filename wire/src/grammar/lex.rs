@@ -206,10 +206,10 @@ fn skip_lws(i: &[u8]) -> &[u8] {
 #[inline]
 pub(crate) fn lws(i: &[u8]) -> Res<'_, ()> {
     // Most often one space.
-    if let [b' ', rest @ ..] = i {
-        if !matches!(rest.first(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
-            return Ok((rest, ()));
-        }
+    if let [b' ', rest @ ..] = i
+        && !matches!(rest.first(), Some(b' ' | b'\t' | b'\r' | b'\n'))
+    {
+        return Ok((rest, ()));
     }
     let (rest, ()) = sws(i)?;
     if rest.len() == i.len() {

@@ -444,7 +444,7 @@ mod tests {
                 x ^= x >> 7;
                 x ^= x << 17;
                 // Mostly text, with runs of line ends now and then.
-                let b = if round % 3 == 0 || x % 4 != 0 {
+                let b = if round % 3 == 0 || !x.is_multiple_of(4) {
                     alphabet[(x >> 8) as usize % alphabet.len()]
                 } else {
                     b'a'

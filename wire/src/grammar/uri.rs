@@ -312,12 +312,11 @@ pub(crate) fn host<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Res<'a, Host<'a>> {
     }
     // An IPv4address is a hostname's worth of digits and dots that reads
     // as an address, all the way to the end of the host.
-    if i.first().is_some_and(u8::is_ascii_digit) {
-        if let Some((v4, n)) = ipv4_prefix(i) {
-            if !i.get(n).is_some_and(|b| HOST[*b as usize]) {
-                return Ok((&i[n..], Host::V4(v4)));
-            }
-        }
+    if i.first().is_some_and(u8::is_ascii_digit)
+        && let Some((v4, n)) = ipv4_prefix(i)
+        && !i.get(n).is_some_and(|b| HOST[*b as usize])
+    {
+        return Ok((&i[n..], Host::V4(v4)));
     }
     let n = lex::span(i, &HOST);
     if n == 0 {
@@ -451,18 +450,17 @@ fn uri_parameters<'a>(
     params: &mut UriParams<'a>,
 ) -> Result<&'a [u8], &'a [u8]> {
     // A Peer URI's one parameter (WIRE-3), and nothing else.
-    if let [b';', body @ ..] = i {
-        if let Some(&PEER_ID_EQ) = body.first_chunk::<8>() {
-            if let Some((id, case)) = hex_id_value(&body[8..]) {
-                let rest = &body[48..];
-                if rest.first() != Some(&b';') {
-                    if case == HexCase::Upper {
-                        cx.deviate(Deviation::UpperHexId, &body[8..]);
-                    }
-                    params.peer_id = Some(id);
-                    return Ok(rest);
-                }
+    if let [b';', body @ ..] = i
+        && let Some(&PEER_ID_EQ) = body.first_chunk::<8>()
+        && let Some((id, case)) = hex_id_value(&body[8..])
+    {
+        let rest = &body[48..];
+        if rest.first() != Some(&b';') {
+            if case == HexCase::Upper {
+                cx.deviate(Deviation::UpperHexId, &body[8..]);
             }
+            params.peer_id = Some(id);
+            return Ok(rest);
         }
     }
     match i.first() {
@@ -481,15 +479,15 @@ fn uri_parameter_list<'a>(
     let mut other = Other::default();
     while let [b';', body @ ..] = i {
         // The usual Peer-ID parameter (WIRE-3), without a scan of its name.
-        if let (Some(&PEER_ID_EQ), None) = (body.first_chunk::<8>(), params.peer_id) {
-            if let Some((id, case)) = hex_id_value(&body[8..]) {
-                if case == HexCase::Upper {
-                    cx.deviate(Deviation::UpperHexId, &body[8..]);
-                }
-                params.peer_id = Some(id);
-                i = &body[48..];
-                continue;
+        if let (Some(&PEER_ID_EQ), None) = (body.first_chunk::<8>(), params.peer_id)
+            && let Some((id, case)) = hex_id_value(&body[8..])
+        {
+            if case == HexCase::Upper {
+                cx.deviate(Deviation::UpperHexId, &body[8..]);
             }
+            params.peer_id = Some(id);
+            i = &body[48..];
+            continue;
         }
         let start = i;
         let n_name = lex::span(body, &PARAMCHAR);
@@ -510,21 +508,20 @@ fn uri_parameter_list<'a>(
         // without a separate scan for the end of the value.
         if let (ParamName::PeerId { long } | ParamName::ResourceId { long }, [b'=', v @ ..]) =
             (kind, after_name)
+            && let Some((id, case)) = hex_id_value(v)
         {
-            if let Some((id, case)) = hex_id_value(v) {
-                if !long {
-                    cx.deviate(Deviation::ShortIdParam, name);
-                }
-                if case == HexCase::Upper {
-                    cx.deviate(Deviation::UpperHexId, v);
-                }
-                match kind {
-                    ParamName::PeerId { .. } => params.peer_id = Some(id),
-                    _ => params.resource_id = Some(id),
-                }
-                i = &v[40..];
-                continue;
+            if !long {
+                cx.deviate(Deviation::ShortIdParam, name);
             }
+            if case == HexCase::Upper {
+                cx.deviate(Deviation::UpperHexId, v);
+            }
+            match kind {
+                ParamName::PeerId { .. } => params.peer_id = Some(id),
+                _ => params.resource_id = Some(id),
+            }
+            i = &v[40..];
+            continue;
         }
         let (value, rest) = match after_name {
             [b'=', v @ ..] => {

@@ -362,25 +362,25 @@ async fn converge(
     let (want_p, want_s) = replay::expected_neighbours(iut, ring, successors as usize);
     let mut last = String::from("no answer");
     while Instant::now() < deadline {
-        if let Ok(r) = probe::options(obs, iut, deadline, Duration::from_millis(200)).await {
-            if let Some(m) = &r.message {
-                let link = |kind: LinkKind, depth: usize| {
-                    m.link(kind, depth as u8)
-                        .and_then(|l| l.addr.uri.socket_addr())
-                };
-                let got_s: Vec<Option<SocketAddr>> =
-                    (1..=want_s.len()).map(|d| link(LinkKind::S, d)).collect();
-                let got_p = link(LinkKind::P, 1);
-                if got_p == want_p && got_s.iter().zip(&want_s).all(|(g, w)| *g == Some(*w)) {
-                    return Ok(());
-                }
-                let show = |a: Option<SocketAddr>| a.map_or("-".to_string(), |a| a.to_string());
-                last = format!(
-                    "P1 {} S {}",
-                    show(got_p),
-                    got_s.iter().map(|a| show(*a)).collect::<Vec<_>>().join(",")
-                );
+        if let Ok(r) = probe::options(obs, iut, deadline, Duration::from_millis(200)).await
+            && let Some(m) = &r.message
+        {
+            let link = |kind: LinkKind, depth: usize| {
+                m.link(kind, depth as u8)
+                    .and_then(|l| l.addr.uri.socket_addr())
+            };
+            let got_s: Vec<Option<SocketAddr>> =
+                (1..=want_s.len()).map(|d| link(LinkKind::S, d)).collect();
+            let got_p = link(LinkKind::P, 1);
+            if got_p == want_p && got_s.iter().zip(&want_s).all(|(g, w)| *g == Some(*w)) {
+                return Ok(());
             }
+            let show = |a: Option<SocketAddr>| a.map_or("-".to_string(), |a| a.to_string());
+            last = format!(
+                "P1 {} S {}",
+                show(got_p),
+                got_s.iter().map(|a| show(*a)).collect::<Vec<_>>().join(",")
+            );
         }
         let pause =
             Duration::from_millis(250).min(deadline.saturating_duration_since(Instant::now()));
@@ -507,10 +507,10 @@ async fn exchange(
             interval = (interval * 2).min(params.t2());
         }
         let until = next.min(deadline);
-        if let Some(r) = me.inbox().wait(&finals, until).await {
-            if r.status().is_some_and(|s| s >= 200) {
-                return Some(r.bytes.clone());
-            }
+        if let Some(r) = me.inbox().wait(&finals, until).await
+            && r.status().is_some_and(|s| s >= 200)
+        {
+            return Some(r.bytes.clone());
         }
     }
 }
