@@ -7,43 +7,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use p2psip_harness::iut::NODE_ARGS;
 use p2psip_node::Fault;
 use serde_json::Value;
 
 use crate::util::*;
 
-/// The built-in reference node's argv (with `{advertise}`, which NAT
+/// The built-in reference node's argv (its `{advertise}` is what NAT
 /// cases need for instances outside the NAT), optionally with a fault.
 fn node_iut(d: &Dir, fault: Option<&str>) -> PathBuf {
     let mut argv: Vec<String> = vec![P2PSIP.into(), "node".into()];
-    for a in [
-        "--listen",
-        "{ip}:{port}",
-        "--bootstrap",
-        "{bootstrap}",
-        "--overlay",
-        "{overlay}",
-        "--stabilize-ms",
-        "{stabilize_ms}",
-        "--fix-fingers-ms",
-        "{fix_fingers_ms}",
-        "--keepalive-ms",
-        "{keepalive_ms}",
-        "--t1-ms",
-        "{t1_ms}",
-        "--expires-s",
-        "{expires_s}",
-        "--peer-expires-s",
-        "{expires_s}",
-        "--replicas",
-        "{replicas}",
-        "--successors",
-        "{successors}",
-        "--advertise",
-        "{advertise}",
-    ] {
-        argv.push(a.into());
-    }
+    argv.extend(NODE_ARGS.iter().map(|a| a.to_string()));
     if let Some(f) = fault {
         argv.extend(["--fault".to_string(), f.to_string()]);
     }
