@@ -130,30 +130,15 @@ impl Recorder {
         if let Err(e) = written {
             g.pcap_error.get_or_insert_with(|| e.to_string());
         }
-        let mut entry = LadderEntry::new(
-            self.ms(at),
-            from.to_string(),
-            to.to_string(),
-            match transport {
-                Transport::Udp => LadderTransport::Udp,
-                Transport::Tcp => LadderTransport::Tcp,
-            },
-            summary,
-        );
-        entry.from_label = g.labels.get(&from).cloned();
-        entry.to_label = g.labels.get(&to).cloned();
-        if g.ladder.len() < MAX_RAW_ENTRIES {
-            entry = entry.raw_bytes(bytes.to_vec());
-        }
-        g.ladder.push(entry);
-        g.packets.push(Packet {
+        let packet = Packet {
             at,
             dir,
             from,
             to,
             transport,
             bytes: Arc::from(bytes),
-        });
+        };
+        self.push(&mut g, packet, summary);
     }
 
     /// Records a UDP datagram a relay of the harness (the NAT emulator)
@@ -176,27 +161,36 @@ impl Recorder {
         if in_pcap && let Err(e) = g.pcap.write_udp(ts, from, to, bytes) {
             g.pcap_error.get_or_insert_with(|| e.to_string());
         }
-        let mut entry = LadderEntry::new(
-            self.ms(at),
-            from.to_string(),
-            to.to_string(),
-            LadderTransport::Udp,
-            summary,
-        );
-        entry.from_label = g.labels.get(&from).cloned();
-        entry.to_label = g.labels.get(&to).cloned();
-        if g.ladder.len() < MAX_RAW_ENTRIES {
-            entry = entry.raw_bytes(bytes.to_vec());
-        }
-        g.ladder.push(entry);
-        g.packets.push(Packet {
+        let packet = Packet {
             at,
             dir,
             from,
             to,
             transport: Transport::Udp,
             bytes: Arc::from(bytes),
-        });
+        };
+        self.push(&mut g, packet, summary);
+    }
+
+    /// Adds one packet to the ladder and to the packets kept for checks.
+    fn push(&self, g: &mut Inner, packet: Packet, summary: String) {
+        let mut entry = LadderEntry::new(
+            self.ms(packet.at),
+            packet.from.to_string(),
+            packet.to.to_string(),
+            match packet.transport {
+                Transport::Udp => LadderTransport::Udp,
+                Transport::Tcp => LadderTransport::Tcp,
+            },
+            summary,
+        );
+        entry.from_label = g.labels.get(&packet.from).cloned();
+        entry.to_label = g.labels.get(&packet.to).cloned();
+        if g.ladder.len() < MAX_RAW_ENTRIES {
+            entry = entry.raw_bytes(packet.bytes.to_vec());
+        }
+        g.ladder.push(entry);
+        g.packets.push(packet);
     }
 
     /// Records the opening of a TCP connection (a SYN exchange in the pcap).

@@ -63,15 +63,9 @@ async fn readings(
         Some(n) => vec![(n.to_string(), cx.peer_of(n)?)],
         None => cx.running_nodes(),
     };
-    let deadline = cx.until(cx.timer_f().min(std::time::Duration::from_secs(3)));
-    let snap = oracle::snapshot(
-        &cx.observer,
-        &targets,
-        cx.live_ring(),
-        cx.params.t1(),
-        deadline,
-    )
-    .await;
+    let snap = cx
+        .snapshot_of(&targets, std::time::Duration::from_secs(3))
+        .await;
     let mut out = Vec::new();
     for (name, peer, reading) in snap.nodes {
         match reading {

@@ -10,14 +10,13 @@ bestSucc(p) = the first live entry of p's successor list,
 */
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 use p2psip_wire::{Id, Ring};
 
 use super::links::{check_no_observer, check_true};
 use super::{CheckDef, CheckFuture, CheckInput, Subject, finding};
 use crate::engine::ctx::{Ctx, StepResult};
-use crate::oracle::{self, NodeLinks, Reading, Snapshot};
+use crate::oracle::{NodeLinks, Reading, Snapshot};
 
 pub static CHECKS: &[CheckDef] = &[
     CheckDef {
@@ -63,21 +62,6 @@ pub fn table(cx: &Ctx, snap: &Snapshot) -> String {
         }
     }
     out.join("; ")
-}
-
-async fn take(cx: &mut Ctx) -> Snapshot {
-    let peers = cx.live_peers();
-    let deadline = cx.until(cx.timer_f().min(Duration::from_secs(3)));
-    let snap = oracle::snapshot(
-        &cx.observer,
-        &peers,
-        cx.live_ring(),
-        cx.params.t1(),
-        deadline,
-    )
-    .await;
-    cx.snapshots.insert("last".to_string(), snap.clone());
-    snap
 }
 
 /// QUERY-1 on a snapshot: no node links to the observer, which only ever
@@ -246,7 +230,7 @@ pub fn ideal(cx: &Ctx, snap: &Snapshot, ring: &Ring) -> StepResult {
 
 fn converged<'a>(cx: &'a mut Ctx, _input: &'a CheckInput) -> CheckFuture<'a> {
     Box::pin(async move {
-        let snap = take(cx).await;
+        let snap = cx.snapshot_live(None).await;
         zave(cx, &snap)?;
         let ring = snap.ring.clone();
         ideal(cx, &snap, &ring)
@@ -255,7 +239,7 @@ fn converged<'a>(cx: &'a mut Ctx, _input: &'a CheckInput) -> CheckFuture<'a> {
 
 fn consistent<'a>(cx: &'a mut Ctx, _input: &'a CheckInput) -> CheckFuture<'a> {
     Box::pin(async move {
-        let snap = take(cx).await;
+        let snap = cx.snapshot_live(None).await;
         zave(cx, &snap)
     })
 }
@@ -277,7 +261,7 @@ fn unchanged<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
                 "ring.unchanged: no snapshot named {name:?} (take one with a snapshot step)"
             )));
         };
-        let now = take(cx).await;
+        let now = cx.snapshot_live(None).await;
         no_observer(cx, &now)?;
         for (node, _, r) in &before.nodes {
             let Reading::Links(a) = r else { continue };

@@ -29,7 +29,7 @@ use super::links::check_sane;
 use super::ring::{ideal, zave};
 use super::{CheckDef, CheckFuture, CheckInput, Subject, finding};
 use crate::engine::ctx::{Ctx, Finding, NodeState, StepResult, Stop};
-use crate::oracle::{self, Reading, Snapshot};
+use crate::oracle::{Reading, Snapshot};
 
 pub static CHECKS: &[CheckDef] = &[
     CheckDef {
@@ -301,21 +301,6 @@ fn finger_queries<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a>
     })
 }
 
-async fn take(cx: &mut Ctx) -> Snapshot {
-    let peers = cx.live_peers();
-    let deadline = cx.until(cx.timer_f().min(Duration::from_secs(3)));
-    let snap = oracle::snapshot(
-        &cx.observer,
-        &peers,
-        cx.live_ring(),
-        cx.params.t1(),
-        deadline,
-    )
-    .await;
-    cx.snapshots.insert("last".to_string(), snap.clone());
-    snap
-}
-
 /// C-G1..C-G5 on one snapshot.
 fn judge(cx: &Ctx, snap: &Snapshot) -> StepResult {
     zave(cx, snap)?;
@@ -365,7 +350,7 @@ fn converges<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
         let mut tries = 0;
         loop {
             tries += 1;
-            let snap = take(cx).await;
+            let snap = cx.snapshot_live(None).await;
             match judge(cx, &snap) {
                 Ok(()) => {
                     let took = Instant::now().saturating_duration_since(origin);
@@ -416,9 +401,9 @@ fn summaries(snap: &Snapshot) -> BTreeMap<String, Option<Summary>> {
 
 fn quiescent<'a>(cx: &'a mut Ctx, _input: &'a CheckInput) -> CheckFuture<'a> {
     Box::pin(async move {
-        let first = take(cx).await;
+        let first = cx.snapshot_live(None).await;
         sleep_until(cx.until(t_stab(cx))).await;
-        let second = take(cx).await;
+        let second = cx.snapshot_live(None).await;
         super::ring::no_observer(cx, &second)?;
         if summaries(&first) != summaries(&second) {
             return Err(finding(
@@ -455,7 +440,7 @@ fn stays_ideal<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
         let mut tries = 0;
         loop {
             tries += 1;
-            let snap = take(cx).await;
+            let snap = cx.snapshot_live(None).await;
             judge(cx, &snap).map_err(|e| {
                 with_prefix(
                     e,
@@ -522,16 +507,9 @@ fn forgets<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
         }
         let mut gone_at: HashMap<String, Instant> = HashMap::new();
         loop {
-            let nodes = cx.running_nodes();
-            let deadline = cx.until(cx.timer_f().min(Duration::from_secs(2)));
-            let snap = oracle::snapshot(
-                &cx.observer,
-                &nodes,
-                cx.live_ring(),
-                cx.params.t1(),
-                deadline,
-            )
-            .await;
+            let snap = cx
+                .snapshot_of(&cx.running_nodes(), Duration::from_secs(2))
+                .await;
             let now = Instant::now();
             for (name, _, r) in &snap.nodes {
                 let Reading::Links(l) = r else { continue };
@@ -600,15 +578,7 @@ fn sane_throughout<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a
         loop {
             let nodes = cx.running_nodes();
             let ring_len = cx.live_ring().len();
-            let deadline = cx.until(cx.timer_f().min(Duration::from_secs(2)));
-            let snap = oracle::snapshot(
-                &cx.observer,
-                &nodes,
-                cx.live_ring(),
-                cx.params.t1(),
-                deadline,
-            )
-            .await;
+            let snap = cx.snapshot_of(&nodes, Duration::from_secs(2)).await;
             for (name, peer, r) in &snap.nodes {
                 let Reading::Links(l) = r else { continue };
                 if l.status != 200 {
@@ -635,9 +605,7 @@ fn sane_throughout<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a
 fn lifetimes<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
     Box::pin(async move {
         let all = cx.running_nodes();
-        let deadline = cx.until(cx.timer_f().min(Duration::from_secs(3)));
-        let snap =
-            oracle::snapshot(&cx.observer, &all, cx.live_ring(), cx.params.t1(), deadline).await;
+        let snap = cx.snapshot_of(&all, Duration::from_secs(3)).await;
         // What each peer advertises: its DHT-PeerID expires.
         let mut advertised: HashMap<Id, u32> = HashMap::new();
         for (_, p) in &cx.puppets {

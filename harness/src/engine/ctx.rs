@@ -305,4 +305,31 @@ impl Ctx {
     pub fn timer_f(&self) -> Duration {
         self.params.timer_f()
     }
+
+    /// Reads the links of `nodes` with one node query each, every query
+    /// given min(F, `cap`), judged against the live ring.
+    pub async fn snapshot_of(&self, nodes: &[(String, Peer)], cap: Duration) -> Snapshot {
+        let deadline = self.until(self.timer_f().min(cap));
+        crate::oracle::snapshot(
+            &self.observer,
+            nodes,
+            self.live_ring(),
+            self.params.t1(),
+            deadline,
+        )
+        .await
+    }
+
+    /// A snapshot of the live ring members, kept as `last` (and as `name`
+    /// when given) for later checks.
+    pub async fn snapshot_live(&mut self, name: Option<&str>) -> Snapshot {
+        let snap = self
+            .snapshot_of(&self.live_peers(), Duration::from_secs(3))
+            .await;
+        if let Some(name) = name {
+            self.snapshots.insert(name.to_string(), snap.clone());
+        }
+        self.snapshots.insert("last".to_string(), snap.clone());
+        snap
+    }
 }

@@ -29,6 +29,8 @@ use rand::RngCore;
 
 use super::ctx::{Ctx, Stop};
 use super::model::{MsgKind, SendStep};
+pub use crate::iut::template::Piece;
+use crate::iut::template::{BraceError, pieces};
 use crate::puppet::Puppet;
 
 /// Placeholders a raw template may use, besides the `addr:`/`id:`/`uri:`
@@ -56,66 +58,28 @@ pub const RAW_PLACEHOLDERS: &[&str] = &[
     "fill",
 ];
 
-/// A raw template split into literal text and placeholders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
-    Lit(String),
-    Var(String),
-}
-
 /// Parses a raw template; errors name the bad placeholder.
 pub fn parse_raw(text: &str) -> Result<Vec<Piece>, String> {
-    let mut out = Vec::new();
-    let mut lit = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                lit.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                lit.push('}');
-            }
-            '{' => {
-                let mut name = String::new();
-                let mut closed = false;
-                for c in chars.by_ref() {
-                    if c == '}' {
-                        closed = true;
-                        break;
-                    }
-                    name.push(c);
-                }
-                if !closed {
-                    return Err("unclosed `{` in raw template (write `{{` for a brace)".into());
-                }
-                let ok = RAW_PLACEHOLDERS.contains(&name.as_str())
-                    || ["addr:", "id:", "uid:", "uri:"]
-                        .iter()
-                        .any(|p| name.strip_prefix(p).is_some_and(|n| !n.is_empty()));
-                if !ok {
-                    return Err(format!(
-                        "unknown placeholder {{{name}}} in raw template; known: {}, {{addr:NAME}}, {{id:NAME}}, {{uid:NAME}}, {{uri:NAME}}",
-                        RAW_PLACEHOLDERS
-                            .iter()
-                            .map(|p| format!("{{{p}}}"))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ));
-                }
-                if !lit.is_empty() {
-                    out.push(Piece::Lit(std::mem::take(&mut lit)));
-                }
-                out.push(Piece::Var(name));
-            }
-            '}' => return Err("stray `}` in raw template (write `}}` for a brace)".into()),
-            c => lit.push(c),
+    let out = pieces(text).map_err(|e| match e {
+        BraceError::Unclosed => "unclosed `{` in raw template (write `{{` for a brace)".to_string(),
+        BraceError::Stray => "stray `}` in raw template (write `}}` for a brace)".to_string(),
+    })?;
+    for p in &out {
+        let Piece::Var(name) = p else { continue };
+        let ok = RAW_PLACEHOLDERS.contains(&name.as_str())
+            || ["addr:", "id:", "uid:", "uri:"]
+                .iter()
+                .any(|p| name.strip_prefix(p).is_some_and(|n| !n.is_empty()));
+        if !ok {
+            return Err(format!(
+                "unknown placeholder {{{name}}} in raw template; known: {}, {{addr:NAME}}, {{id:NAME}}, {{uid:NAME}}, {{uri:NAME}}",
+                RAW_PLACEHOLDERS
+                    .iter()
+                    .map(|p| format!("{{{p}}}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
         }
-    }
-    if !lit.is_empty() {
-        out.push(Piece::Lit(lit));
     }
     Ok(out)
 }

@@ -71,19 +71,7 @@ pub async fn run(cx: &mut Ctx, s: &StepAt) -> StepResult {
             checks::run(cx, &x.check, &input).await
         }
         Step::Snapshot(x) => {
-            let peers = cx.live_peers();
-            let deadline = cx.until(cx.timer_f().min(Duration::from_secs(3)));
-            let snap = crate::oracle::snapshot(
-                &cx.observer,
-                &peers,
-                cx.live_ring(),
-                cx.params.t1(),
-                deadline,
-            )
-            .await;
-            let name = x.name.clone().unwrap_or_else(|| "last".to_string());
-            cx.snapshots.insert(name, snap.clone());
-            cx.snapshots.insert("last".to_string(), snap);
+            cx.snapshot_live(x.name.as_deref()).await;
             Ok(())
         }
         Step::LookupAll(x) => {

@@ -29,13 +29,69 @@ pub const PLACEHOLDERS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     source: String,
-    parts: Vec<Part>,
+    parts: Vec<Piece>,
 }
 
+/// A piece of a `{placeholder}` text: literal text (with `{{`/`}}`
+/// already unescaped) or a placeholder's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
+pub enum Piece {
     Lit(String),
     Var(String),
+}
+
+/// A brace that does not pair up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BraceError {
+    /// A `{` with no `}` after it.
+    Unclosed,
+    /// A lone `}`.
+    Stray,
+}
+
+/// Splits `text` into literal text and placeholder names; `{{` and `}}`
+/// stand for literal braces. Names are not checked here: each caller
+/// knows its own.
+pub fn pieces(text: &str) -> Result<Vec<Piece>, BraceError> {
+    let mut out = Vec::new();
+    let mut lit = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                lit.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                lit.push('}');
+            }
+            '}' => return Err(BraceError::Stray),
+            '{' => {
+                let mut name = String::new();
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        closed = true;
+                        break;
+                    }
+                    name.push(c);
+                }
+                if !closed {
+                    return Err(BraceError::Unclosed);
+                }
+                if !lit.is_empty() {
+                    out.push(Piece::Lit(std::mem::take(&mut lit)));
+                }
+                out.push(Piece::Var(name));
+            }
+            c => lit.push(c),
+        }
+    }
+    if !lit.is_empty() {
+        out.push(Piece::Lit(lit));
+    }
+    Ok(out)
 }
 
 /// Why a template is malformed.
@@ -57,62 +113,34 @@ impl Template {
     /// Parses `text`; `extra` names placeholders valid here besides
     /// [`PLACEHOLDERS`] (`aor`, `contact` in `register_command`).
     pub fn parse(text: &str, extra: &[&str]) -> Result<Template, TemplateError> {
-        let mut parts = Vec::new();
-        let mut lit = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    lit.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    lit.push('}');
-                }
-                '}' => {
-                    return Err(TemplateError::Stray {
-                        text: text.to_string(),
-                    });
-                }
-                '{' => {
-                    let mut name = String::new();
-                    let mut closed = false;
-                    for c in chars.by_ref() {
-                        if c == '}' {
-                            closed = true;
-                            break;
-                        }
-                        name.push(c);
-                    }
-                    if !closed {
-                        return Err(TemplateError::Unclosed {
-                            text: text.to_string(),
-                        });
-                    }
-                    if !PLACEHOLDERS.contains(&name.as_str()) && !extra.contains(&name.as_str()) {
-                        let mut known: Vec<&str> = PLACEHOLDERS.to_vec();
-                        known.extend_from_slice(extra);
-                        return Err(TemplateError::Unknown {
-                            name,
-                            text: text.to_string(),
-                            known: known
-                                .iter()
-                                .map(|k| format!("{{{k}}}"))
-                                .collect::<Vec<_>>()
-                                .join(" "),
-                        });
-                    }
-                    if !lit.is_empty() {
-                        parts.push(Part::Lit(std::mem::take(&mut lit)));
-                    }
-                    parts.push(Part::Var(name));
-                }
-                c => lit.push(c),
+        let parts = pieces(text).map_err(|e| match e {
+            BraceError::Unclosed => TemplateError::Unclosed {
+                text: text.to_string(),
+            },
+            BraceError::Stray => TemplateError::Stray {
+                text: text.to_string(),
+            },
+        })?;
+        let unknown = parts.iter().find_map(|p| match p {
+            Piece::Var(name)
+                if !PLACEHOLDERS.contains(&name.as_str()) && !extra.contains(&name.as_str()) =>
+            {
+                Some(name)
             }
-        }
-        if !lit.is_empty() {
-            parts.push(Part::Lit(lit));
+            _ => None,
+        });
+        if let Some(name) = unknown {
+            let mut known: Vec<&str> = PLACEHOLDERS.to_vec();
+            known.extend_from_slice(extra);
+            return Err(TemplateError::Unknown {
+                name: name.clone(),
+                text: text.to_string(),
+                known: known
+                    .iter()
+                    .map(|k| format!("{{{k}}}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            });
         }
         Ok(Template {
             source: text.to_string(),
@@ -124,7 +152,7 @@ impl Template {
     pub fn literal(text: &str) -> Template {
         Template {
             source: text.replace('{', "{{").replace('}', "}}"),
-            parts: vec![Part::Lit(text.to_string())],
+            parts: vec![Piece::Lit(text.to_string())],
         }
     }
 
@@ -138,8 +166,8 @@ impl Template {
         let mut out = String::new();
         for p in &self.parts {
             match p {
-                Part::Lit(s) => out.push_str(s),
-                Part::Var(v) => {
+                Piece::Lit(s) => out.push_str(s),
+                Piece::Var(v) => {
                     if let Some(x) = values.get(v.as_str()) {
                         out.push_str(x);
                     }
@@ -152,8 +180,8 @@ impl Template {
     /// The placeholders it uses.
     pub fn vars(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Var(v) => Some(v.as_str()),
-            Part::Lit(_) => None,
+            Piece::Var(v) => Some(v.as_str()),
+            Piece::Lit(_) => None,
         })
     }
 }
