@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 use super::file::{IutSpec, StopMode};
 use super::params::Params;
 use super::registry;
+use super::template::Template;
 
 /// Lines kept per instance.
 const LOG_CAP: usize = 5_000;
@@ -166,19 +167,9 @@ impl Instance {
             ),
         };
         let values = values(launch, data_dir.path());
-        let argv: Vec<String> = spec.command.iter().map(|t| t.expand(&values)).collect();
-        let mut cmd = tokio::process::Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group, so stopping it reaches every process it starts.
-            .process_group(0)
-            // Explicit: the group is killed and reaped by stop/Drop.
-            .kill_on_drop(false);
-        for (k, t) in &spec.env {
-            cmd.env(k, t.expand(&values));
-        }
+        let (argv, mut cmd) = command(&spec.command, &spec.env, &values);
+        // Explicit: the group is killed and reaped by stop/Drop.
+        cmd.kill_on_drop(false);
         let mut child = cmd.spawn().map_err(|source| SpawnError::Exec {
             program: argv[0].clone(),
             source,
@@ -347,17 +338,8 @@ pub async fn register(
     let mut v = values(launch, data_dir);
     v.insert("aor", aor.to_string());
     v.insert("contact", contact.to_string());
-    let argv: Vec<String> = template.iter().map(|t| t.expand(&v)).collect();
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    for (k, t) in &spec.env {
-        cmd.env(k, t.expand(&v));
-    }
+    let (argv, mut cmd) = command(template, &spec.env, &v);
+    cmd.kill_on_drop(true);
     let child = cmd.spawn().map_err(|source| RegisterError::Exec {
         program: argv[0].clone(),
         source,
@@ -386,6 +368,27 @@ pub async fn register(
                 .collect(),
         }),
     }
+}
+
+/// The expanded argv and a command running it with `env` added, output
+/// piped, stdin closed, in its own process group (so stopping it reaches
+/// every process it starts).
+fn command(
+    argv: &[Template],
+    env: &[(String, Template)],
+    values: &HashMap<&'static str, String>,
+) -> (Vec<String>, tokio::process::Command) {
+    let argv: Vec<String> = argv.iter().map(|t| t.expand(values)).collect();
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (k, t) in env {
+        cmd.env(k, t.expand(values));
+    }
+    (argv, cmd)
 }
 
 fn values(l: &Launch, data_dir: &Path) -> HashMap<&'static str, String> {

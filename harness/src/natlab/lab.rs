@@ -421,20 +421,26 @@ impl NatLab {
                 return Some(p.name.clone());
             }
         }
-        for m in self.relay.mappings() {
-            if m.public == addr {
-                return self
-                    .parties
-                    .iter()
-                    .find(|p| p.real == m.internal)
-                    .map(|p| p.name.clone());
-            }
+        if let Some(name) = self.behind_mapping(|public| public == addr) {
+            return name;
         }
         let st = self.lock();
         st.rebinds
             .iter()
             .find(|r| r.old == addr || r.all.iter().any(|b| b.old == addr))
             .map(|r| format!("{} (before the rebinding)", r.node))
+    }
+
+    /// For the first NAT mapping whose public address satisfies `hit`:
+    /// the name of the party behind it (`Some(None)` when no party is).
+    fn behind_mapping(&self, hit: impl Fn(SocketAddr) -> bool) -> Option<Option<String>> {
+        let m = self.relay.mappings().into_iter().find(|m| hit(m.public))?;
+        Some(
+            self.parties
+                .iter()
+                .find(|p| p.real == m.internal)
+                .map(|p| p.name.clone()),
+        )
     }
 
     pub fn name_of_id(&self, id: &Id) -> Option<String> {
@@ -451,14 +457,8 @@ impl NatLab {
                 return Some(p.name.clone());
             }
         }
-        for m in self.relay.mappings() {
-            if Peer::at(m.public).id == *id {
-                return self
-                    .parties
-                    .iter()
-                    .find(|p| p.real == m.internal)
-                    .map(|p| p.name.clone());
-            }
+        if let Some(name) = self.behind_mapping(|public| Peer::at(public).id == *id) {
+            return name;
         }
         let st = self.lock();
         st.rebinds
