@@ -9,6 +9,7 @@ mod util;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use p2psip_harness::iut::NODE_ARGS;
 use serde_json::Value;
 use util::*;
 
@@ -38,6 +39,14 @@ fn check(file: &str, extra: &[&str]) -> std::process::Output {
     args.extend_from_slice(TIMERS);
     args.extend_from_slice(extra);
     p2psip(&args, Duration::from_secs(60))
+}
+
+/// `p2psip pcap replay clean.pcap EXTRA...`, killed after `limit`.
+fn replay_clean(extra: &[&str], limit: Duration) -> std::process::Output {
+    let clean = sample("clean.pcap");
+    let mut args = vec!["pcap", "replay", clean.as_str()];
+    args.extend_from_slice(extra);
+    p2psip(&args, limit)
 }
 
 #[test]
@@ -165,16 +174,7 @@ fn check_of_hostile_captures_gives_clear_messages() {
 
 #[test]
 fn replay_of_an_endpoint_the_capture_does_not_hold_exits_2_listing_the_senders() {
-    let o = p2psip(
-        &[
-            "pcap",
-            "replay",
-            &sample("clean.pcap"),
-            "--as",
-            "10.9.9.9:5060",
-        ],
-        Duration::from_secs(20),
-    );
+    let o = replay_clean(&["--as", "10.9.9.9:5060"], Duration::from_secs(20));
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -200,16 +200,8 @@ fn tally(out: &str) -> (usize, usize, usize) {
 fn replay_of_the_clean_sample_against_the_reference_node_differs_only_in_explained_ways() {
     let d = Dir::new();
     let dir = d.join("report");
-    let o = p2psip(
-        &[
-            "pcap",
-            "replay",
-            &sample("clean.pcap"),
-            "--as",
-            CLIENT,
-            "--report",
-            dir.to_str().unwrap(),
-        ],
+    let o = replay_clean(
+        &["--as", CLIENT, "--report", dir.to_str().unwrap()],
         Duration::from_secs(120),
     );
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -237,10 +229,7 @@ fn replay_of_the_clean_sample_against_the_reference_node_differs_only_in_explain
 
 #[test]
 fn replay_with_the_default_endpoint_picks_the_busiest_sender() {
-    let o = p2psip(
-        &["pcap", "replay", &sample("clean.pcap")],
-        Duration::from_secs(120),
-    );
+    let o = replay_clean(&[], Duration::from_secs(120));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
@@ -250,14 +239,13 @@ fn replay_with_the_default_endpoint_picks_the_busiest_sender() {
     assert_eq!(tally(&out).2, 0, "{out}");
 }
 
-/// An IUT file: the reference node with `fault`, through a shell that
-/// records its pid.
+/// An IUT file: the reference node with `fault` (the built-in default's
+/// arguments), through a shell that records its pid.
 fn faulty_iut(d: &Dir, fault: &str) -> PathBuf {
+    let args: Vec<String> = NODE_ARGS.iter().map(|a| format!("'{a}'")).collect();
     let script = format!(
-        "echo $$ >> PIDS; exec {P2PSIP} node --listen {{ip}}:{{port}} --bootstrap '{{bootstrap}}' \
-         --overlay {{overlay}} --stabilize-ms {{stabilize_ms}} --fix-fingers-ms {{fix_fingers_ms}} \
-         --keepalive-ms {{keepalive_ms}} --t1-ms {{t1_ms}} --expires-s {{expires_s}} \
-         --peer-expires-s {{expires_s}} --successors {{successors}} --fault {fault}"
+        "echo $$ >> PIDS; exec {P2PSIP} node {} --fault {fault}",
+        args.join(" ")
     );
     d.shell_iut(&format!("{fault}.toml"), &script)
 }
@@ -270,16 +258,8 @@ fn replay_against_faulty_nodes_reports_the_differences_and_reaps_them() {
     ] {
         let d = Dir::new();
         let iut = faulty_iut(&d, fault);
-        let o = p2psip(
-            &[
-                "pcap",
-                "replay",
-                &sample("clean.pcap"),
-                "--as",
-                CLIENT,
-                "--iut",
-                iut.to_str().unwrap(),
-            ],
+        let o = replay_clean(
+            &["--as", CLIENT, "--iut", iut.to_str().unwrap()],
             Duration::from_secs(120),
         );
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -299,16 +279,8 @@ fn replay_with_an_iut_that_does_not_start_exits_2_with_its_output() {
         "broken.toml",
         "echo PIDS >/dev/null; echo cannot bind {ip}:{port} >&2; exit 3",
     );
-    let o = p2psip(
-        &[
-            "pcap",
-            "replay",
-            &sample("clean.pcap"),
-            "--as",
-            CLIENT,
-            "--iut",
-            iut.to_str().unwrap(),
-        ],
+    let o = replay_clean(
+        &["--as", CLIENT, "--iut", iut.to_str().unwrap()],
         Duration::from_secs(60),
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -333,11 +305,8 @@ fn replay_stops_when_the_iut_goes_silent_or_exits() {
         let d = Dir::new();
         // Answers the readiness probe and two requests, then `then`.
         let iut = d.stub_iut(&format!("{then}.toml"), &["--answer", "3", "--then", then]);
-        let o = p2psip(
+        let o = replay_clean(
             &[
-                "pcap",
-                "replay",
-                &sample("clean.pcap"),
                 "--as",
                 CLIENT,
                 "--no-ring",

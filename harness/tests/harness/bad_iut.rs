@@ -5,20 +5,7 @@ use crate::util::*;
 
 fn run_tiny(d: &Dir, iut: &std::path::Path, filter: &str) -> std::process::Output {
     d.write("suites/tiny.toml", TINY);
-    p2psip(
-        &[
-            "run",
-            "--iut",
-            iut.to_str().unwrap(),
-            "--suites",
-            d.join("suites").to_str().unwrap(),
-            "--report",
-            d.join("out").to_str().unwrap(),
-            "--exact",
-            filter,
-        ],
-        Duration::from_secs(30),
-    )
+    d.run(iut, &["--exact", filter])
 }
 
 #[test]
@@ -77,20 +64,7 @@ fn iut_crashing_mid_case_fails_the_case_with_status_and_logs() {
         "crash.toml",
         &["--answer", "2", "--then", "exit", "--exit-code", "7"],
     );
-    let o = p2psip(
-        &[
-            "run",
-            "--iut",
-            iut.to_str().unwrap(),
-            "--suites",
-            d.join("suites").to_str().unwrap(),
-            "--report",
-            d.join("out").to_str().unwrap(),
-            "--exact",
-            "tiny.options-200",
-        ],
-        Duration::from_secs(30),
-    );
+    let o = d.run(&iut, &["--exact", "tiny.options-200"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("exited (exit code 7)"), "{}", text(&o));

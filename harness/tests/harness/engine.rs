@@ -23,20 +23,7 @@ fn tiny_suite_end_to_end() {
     d.write("suites/tiny.toml", TINY);
     let iut = d.stub_iut("stub.toml", &[]);
     let out = d.join("out");
-    let o = p2psip(
-        &[
-            "run",
-            "--iut",
-            iut.to_str().unwrap(),
-            "--suites",
-            d.join("suites").to_str().unwrap(),
-            "--report",
-            out.to_str().unwrap(),
-            "--seed",
-            "7",
-        ],
-        Duration::from_secs(30),
-    );
+    let o = d.run(&iut, &["--seed", "7"]);
     // One MUST case fails: non-compliant.
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -162,22 +149,7 @@ fn repeat_reports_attempts_and_same_seed_same_verdicts() {
     let d = Dir::new();
     d.write("suites/tiny.toml", TINY);
     let iut = d.stub_iut("stub.toml", &[]);
-    let out = d.join("out");
-    let o = p2psip(
-        &[
-            "run",
-            "--iut",
-            iut.to_str().unwrap(),
-            "--suites",
-            d.join("suites").to_str().unwrap(),
-            "--report",
-            out.to_str().unwrap(),
-            "--repeat",
-            "3",
-            "tiny.options",
-        ],
-        Duration::from_secs(30),
-    );
+    let o = d.run(&iut, &["--repeat", "3", "tiny.options"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let r = report(&d);
     let ok = case(&r, "tiny.options-200");

@@ -1,7 +1,7 @@
 //! Helpers: a scratch directory per test, the `p2psip` binary with a
 //! deadline, IUT files for the stub peer, a tiny suite, and process checks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,24 @@ impl Dir {
         let pids = self.join("pids");
         let script = script.replace("PIDS", &pids.display().to_string());
         self.iut_file(name, &["sh".into(), "-c".into(), script], "")
+    }
+
+    /// `p2psip run --iut IUT --suites DIR/suites --report DIR/out EXTRA...`,
+    /// killed after 30 s.
+    pub fn run(&self, iut: &Path, extra: &[&str]) -> Output {
+        let suites = self.join("suites");
+        let out = self.join("out");
+        let mut args = vec![
+            "run",
+            "--iut",
+            iut.to_str().unwrap(),
+            "--suites",
+            suites.to_str().unwrap(),
+            "--report",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        p2psip(&args, Duration::from_secs(30))
     }
 
     pub fn pids(&self) -> Vec<i32> {
