@@ -106,6 +106,21 @@ struct Active {
     progress_violations: u32,
 }
 
+impl Active {
+    fn outcome(self, ending: Ending, ended: Time) -> Outcome {
+        Outcome {
+            tag: self.req.tag,
+            start: self.req.start,
+            target: self.req.target,
+            hops: self.hops,
+            progress_violations: self.progress_violations,
+            ending,
+            started: self.started,
+            ended,
+        }
+    }
+}
+
 /// The client. See the module documentation.
 #[derive(Debug)]
 pub struct Client {
@@ -279,16 +294,7 @@ impl Client {
 
     fn finish(&mut self, now: Time, id: u64, ending: Ending) {
         if let Some(a) = self.active.remove(&id) {
-            self.done.push(Outcome {
-                tag: a.req.tag,
-                start: a.req.start,
-                target: a.req.target,
-                hops: a.hops,
-                progress_violations: a.progress_violations,
-                ending,
-                started: a.started,
-                ended: now,
-            });
+            self.done.push(a.outcome(ending, now));
         }
     }
 
@@ -385,16 +391,7 @@ impl Client {
                     .collect(),
             },
         };
-        self.done.push(Outcome {
-            tag: a.req.tag,
-            start: a.req.start,
-            target: a.req.target,
-            hops: a.hops,
-            progress_violations: a.progress_violations,
-            ending,
-            started: a.started,
-            ended: now,
-        });
+        self.done.push(a.outcome(ending, now));
     }
 
     /// Bytes held: queued and running lookups and the wake-up heap.
