@@ -203,6 +203,14 @@ pub fn zave(cx: &Ctx, snap: &Snapshot) -> StepResult {
     Ok(())
 }
 
+/// C-G1..C-G5 on one snapshot. Only the links each node reports are
+/// judged: a node may report fewer than S successors (QUERY-4 makes
+/// S2..S4 a SHOULD; docs/spec.md §14.25).
+pub fn zave_and_ideal(cx: &Ctx, snap: &Snapshot) -> StepResult {
+    zave(cx, snap)?;
+    ideal(cx, snap, &snap.ring)
+}
+
 /// C-G5 on a snapshot that passed [`zave`].
 pub fn ideal(cx: &Ctx, snap: &Snapshot, ring: &Ring) -> StepResult {
     let r = cx.params.successors as usize;
@@ -231,9 +239,7 @@ pub fn ideal(cx: &Ctx, snap: &Snapshot, ring: &Ring) -> StepResult {
 fn converged<'a>(cx: &'a mut Ctx, _input: &'a CheckInput) -> CheckFuture<'a> {
     Box::pin(async move {
         let snap = cx.snapshot_live(None).await;
-        zave(cx, &snap)?;
-        let ring = snap.ring.clone();
-        ideal(cx, &snap, &ring)
+        zave_and_ideal(cx, &snap)
     })
 }
 

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 use p2psip_wire::{Class, Id, LinkKind, Peer};
 
 use super::links::check_sane;
-use super::ring::{ideal, zave};
+use super::ring::zave_and_ideal;
 use super::{CheckDef, CheckFuture, CheckInput, Subject, finding};
-use crate::engine::ctx::{Ctx, Finding, NodeState, StepResult, Stop};
+use crate::engine::ctx::{Ctx, Finding, NodeState, Stop};
 use crate::oracle::{Reading, Snapshot};
 
 pub static CHECKS: &[CheckDef] = &[
@@ -301,12 +301,6 @@ fn finger_queries<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a>
     })
 }
 
-/// C-G1..C-G5 on one snapshot.
-fn judge(cx: &Ctx, snap: &Snapshot) -> StepResult {
-    zave(cx, snap)?;
-    let ring = snap.ring.clone();
-    ideal(cx, snap, &ring)
-}
 
 /// The last kill or leave of the case, if any.
 fn last_departure(cx: &Ctx) -> Option<(Instant, bool)> {
@@ -351,7 +345,7 @@ fn converges<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
         loop {
             tries += 1;
             let snap = cx.snapshot_live(None).await;
-            match judge(cx, &snap) {
+            match zave_and_ideal(cx, &snap) {
                 Ok(()) => {
                     let took = Instant::now().saturating_duration_since(origin);
                     cx.rec.note(format!(
@@ -419,7 +413,7 @@ fn quiescent<'a>(cx: &'a mut Ctx, _input: &'a CheckInput) -> CheckFuture<'a> {
                 ),
             ));
         }
-        judge(cx, &second)
+        zave_and_ideal(cx, &second)
     })
 }
 
@@ -441,7 +435,7 @@ fn stays_ideal<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a> {
         loop {
             tries += 1;
             let snap = cx.snapshot_live(None).await;
-            judge(cx, &snap).map_err(|e| {
+            zave_and_ideal(cx, &snap).map_err(|e| {
                 with_prefix(
                     e,
                     &format!(
