@@ -323,3 +323,67 @@ fn replay_stops_when_the_iut_goes_silent_or_exits() {
         assert!(!out.contains("replayed 68 request"), "{then}: {out}");
     }
 }
+
+/// The source of the first SIP message sent over TCP in `pcap`.
+fn first_tcp_sender(pcap: &std::path::Path) -> std::net::SocketAddr {
+    use p2psip_capture::{CaptureReader, Event, PayloadKind, Transport};
+    let mut reader = CaptureReader::new(std::fs::File::open(pcap).unwrap()).unwrap();
+    let mut found = None;
+    reader
+        .for_each(|e| {
+            if let Event::Datagram {
+                src,
+                transport: Transport::Tcp,
+                kind: PayloadKind::Sip,
+                ..
+            } = e
+            {
+                found.get_or_insert(src);
+            }
+        })
+        .unwrap();
+    found.expect("a SIP message over TCP")
+}
+
+#[test]
+fn replay_of_a_tcp_join_sends_it_as_the_peer_it_names() {
+    // A harness case's own capture: a puppet joins over TCP from an
+    // ephemeral port, naming its UDP address in DHT-PeerID and Via.
+    let d = Dir::new();
+    let out = d.join("out");
+    let o = p2psip(
+        &[
+            "run",
+            "--exact",
+            "security.tcp-join-checked-against-via",
+            "--report",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let pcap = out.join("cases/security.tcp-join-checked-against-via.pcap");
+    let sender = first_tcp_sender(&pcap).to_string();
+    let o = p2psip(
+        &["pcap", "replay", pcap.to_str().unwrap(), "--as", &sender],
+        Duration::from_secs(60),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        out.contains(&format!("replayed 1 request(s) of {sender}")),
+        "{out}"
+    );
+    // Admitted as it was: the replayed join comes from the IP of the
+    // address its Peer-ID names (ID-7 over TCP), which no reference node
+    // occupies.
+    assert_eq!(tally(&out), (1, 0, 0), "{out}");
+    let new_of = |line: &str| line.rsplit(" is replayed as ").next().map(str::to_owned);
+    let news: Vec<String> = out
+        .lines()
+        .filter(|l| l.contains(" is replayed as ") && l.contains(sender.split(':').next().unwrap()))
+        .filter_map(new_of)
+        .collect();
+    assert_eq!(news.len(), 2, "the TCP source and the peer it names: {out}");
+    assert_eq!(news[0], news[1], "{out}");
+}

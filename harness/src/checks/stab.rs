@@ -301,7 +301,6 @@ fn finger_queries<'a>(cx: &'a mut Ctx, input: &'a CheckInput) -> CheckFuture<'a>
     })
 }
 
-
 /// The last kill or leave of the case, if any.
 fn last_departure(cx: &Ctx) -> Option<(Instant, bool)> {
     cx.nodes

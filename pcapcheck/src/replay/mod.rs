@@ -69,6 +69,10 @@ pub struct Exchange {
 #[derive(Debug, Clone)]
 pub struct Conversation {
     pub endpoint: SocketAddr,
+    /// The peer the endpoint's requests name as their sender when that is
+    /// another port of the endpoint's IP: over TCP a peer sends from an
+    /// ephemeral port, and its Peer-ID and Via name its listening address.
+    pub identity: Option<SocketAddr>,
     pub counterpart: SocketAddr,
     pub exchanges: Vec<Exchange>,
     /// Peers the conversation names (ID-2 consistent Peer URIs), endpoint
@@ -248,6 +252,7 @@ pub fn read<R: Read>(
     // Pass 2: the conversation.
     let mut conv = Conversation {
         endpoint,
+        identity: None,
         counterpart,
         exchanges: Vec::new(),
         peers: BTreeMap::new(),
@@ -273,6 +278,14 @@ pub fn read<R: Read>(
                 return;
             }
             let class = Class::of_request(&m.message);
+            if conv.identity.is_none() {
+                conv.identity = m
+                    .message
+                    .sender_peer()
+                    .filter(|p| p.addr != endpoint && p.addr.ip() == endpoint.ip())
+                    .filter(|p| p.id_matches_addr())
+                    .map(|p| p.addr);
+            }
             if conv.overlay.is_none() {
                 conv.overlay = overlay_of(&m.message);
             }

@@ -204,6 +204,7 @@ async fn replay_all(args: &Args, spec: &IutSpec, conv: &Conversation) -> anyhow:
             .keys()
             .copied()
             .filter(|a| *a != conv.endpoint && *a != conv.counterpart)
+            .filter(|a| Some(*a) != conv.identity)
             .collect();
         let mut ring = vec![iut_addr];
         for (i, old) in others.iter().enumerate() {
@@ -249,8 +250,9 @@ async fn replay_all(args: &Args, spec: &IutSpec, conv: &Conversation) -> anyhow:
         }
         drop(obs);
 
-        // The replayed endpoint.
-        let (from, to) = cell(&conv.peers[&conv.endpoint], &points);
+        // The replayed endpoint, in the place of the peer it speaks for.
+        let me_old = conv.identity.unwrap_or(conv.endpoint);
+        let (from, to) = cell(&conv.peers[&me_old], &points);
         let me = match Puppet::bind_in(
             "replayed",
             Some(RingArc { from, to }),
@@ -263,8 +265,7 @@ async fn replay_all(args: &Args, spec: &IutSpec, conv: &Conversation) -> anyhow:
             Ok(p) => p,
             Err(_) => {
                 notes.push(format!(
-                    "no address keeps the place of {} on the ring; it replays from anywhere",
-                    conv.endpoint
+                    "no address keeps the place of {me_old} on the ring; it replays from anywhere"
                 ));
                 Puppet::bind_in("replayed", None, &params.overlay, params.peer_expires_s, rec.clone())
                     .await?
@@ -277,6 +278,10 @@ async fn replay_all(args: &Args, spec: &IutSpec, conv: &Conversation) -> anyhow:
             store: true,
             leaves: true,
         });
+        // Its listening address first: that is what answers name.
+        if let Some(identity) = conv.identity {
+            map.insert(identity, me.addr());
+        }
         map.insert(conv.endpoint, me.addr());
         let (p1, succ) = replay::expected_neighbours(iut_addr, &ring, params.successors as usize);
         let expected: BTreeSet<SocketAddr> = p1.into_iter().chain(succ).collect();
