@@ -472,6 +472,7 @@ fn wire_9_tcp_framing_keepalives_and_size_limit() {
                 p2psip_wire::Frame::Message { len, .. } => {
                     let m = parse(&got[..len], ParseOptions::lenient()).unwrap().message;
                     assert_eq!(m.status(), Some(200));
+                    drop(m);
                     answers += 1;
                     got.drain(..len);
                 }

@@ -12,7 +12,6 @@ their addresses; the others are edits of valid ones, each changing one
 thing.
 */
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use p2psip_wire::build::{self, Identity, Link, QueryKey, Txn};
@@ -108,7 +107,7 @@ fn contact(uri: &str, expires: Option<u32>) -> ContactAddr<'static> {
         },
         expires,
         q: None,
-        other: Cow::Borrowed(""),
+        other: p2psip_wire::Text::EMPTY,
     }
 }
 
@@ -272,7 +271,7 @@ fn valid() -> Vec<(&'static str, &'static str, String)> {
         "192.0.2.10:5060".parse().expect("valid"),
         "x1",
     );
-    bad_ext.push_header(p2psip_wire::Header::Unsupported(Cow::Borrowed("dht")));
+    bad_ext.push_header(p2psip_wire::Header::Unsupported("dht".into()));
     let mut undecipherable = respond(&join, 493, joiner.peer.addr, &admit);
     undecipherable.push_links(&short_links());
 

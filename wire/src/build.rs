@@ -26,6 +26,7 @@ use crate::message::{
     Message, Method, NameAddr, Peer, Rport, Scheme, StartLine, Uri, UriParams, Via,
 };
 use crate::profile::Transport;
+use crate::text::Text;
 
 /// The sender's identity (WIRE-4): its peer, overlay and how long others
 /// may cache it.
@@ -62,11 +63,11 @@ impl Identity {
         Header::DhtPeerId(DhtPeerId {
             header: IdentityHeader::PeerId,
             addr: name_addr(peer_uri(&self.peer)),
-            algorithm: Some(Cow::Owned(self.algorithm.clone())),
-            dht: Some(Cow::Owned(self.dht.clone())),
-            overlay: Some(Cow::Owned(self.overlay.clone())),
+            algorithm: Some(Text::owned(self.algorithm.clone())),
+            dht: Some(Text::owned(self.dht.clone())),
+            overlay: Some(Text::owned(self.overlay.clone())),
             expires: Some(self.expires),
-            other: Cow::Borrowed(""),
+            other: Text::EMPTY,
         })
     }
 }
@@ -117,7 +118,7 @@ impl Link {
             addr: name_addr(peer_uri(&self.peer)),
             link: self.link,
             expires: Some(self.expires),
-            other: Cow::Borrowed(""),
+            other: Text::EMPTY,
         })
     }
 }
@@ -125,7 +126,7 @@ impl Link {
 fn bare_uri(host: Host<'static>, port: Option<u16>, user: Option<&'static str>) -> Uri<'static> {
     Uri {
         scheme: Scheme::Sip,
-        user: user.map(Cow::Borrowed),
+        user: user.map(Text::borrowed),
         password: None,
         host,
         port,
@@ -166,8 +167,8 @@ pub fn name_addr(uri: Uri<'static>) -> NameAddr<'static> {
 fn from_to(uri: Uri<'static>, tag: Option<&str>) -> FromTo<'static> {
     FromTo {
         addr: name_addr(uri),
-        tag: tag.map(|t| Cow::Owned(t.to_owned())),
-        other: Cow::Borrowed(""),
+        tag: tag.map(|t| Text::owned(t.to_owned())),
+        other: Text::EMPTY,
     }
 }
 
@@ -186,21 +187,21 @@ pub fn request(
 ) -> Message<'static> {
     let headers = vec![
         Header::Via(Via {
-            transport: Cow::Borrowed(match txn.transport {
+            transport: Text::borrowed(match txn.transport {
                 Transport::Udp => "UDP",
                 Transport::Tcp => "TCP",
             }),
             host: host_of(txn.via.ip()),
             port: Some(txn.via.port()),
-            branch: Some(Cow::Owned(txn.branch.clone())),
+            branch: Some(Text::owned(txn.branch.clone())),
             rport: Rport::Requested,
             received: None,
-            other: Cow::Borrowed(""),
+            other: Text::EMPTY,
         }),
         Header::MaxForwards(70),
         Header::To(from_to(to, None)),
         Header::From(from_to(from, Some(&txn.from_tag))),
-        Header::CallId(Cow::Owned(txn.call_id.clone())),
+        Header::CallId(Text::owned(txn.call_id.clone())),
         Header::CSeq(CSeq {
             seq: txn.cseq,
             method: method.clone(),
@@ -212,7 +213,7 @@ pub fn request(
             method,
             uri: request_uri,
         },
-        headers,
+        headers: headers.into(),
         body: Cow::Borrowed(b""),
     }
 }
@@ -232,9 +233,9 @@ impl Message<'static> {
     /// (WIRE-2) and the sender's DHT-PeerID (WIRE-4).
     pub fn make_p2p(&mut self, me: &Identity) {
         if self.is_request() {
-            self.push_header(Header::Require(Cow::Borrowed("dht")));
+            self.push_header(Header::Require(Text::borrowed("dht")));
         }
-        self.push_header(Header::Supported(Cow::Borrowed("dht")));
+        self.push_header(Header::Supported(Text::borrowed("dht")));
         self.push_header(me.header());
     }
 
@@ -249,7 +250,7 @@ impl Message<'static> {
             addr: name_addr(uri),
             expires,
             q: None,
-            other: Cow::Borrowed(""),
+            other: Text::EMPTY,
         })));
     }
 
@@ -258,8 +259,8 @@ impl Message<'static> {
         self.headers
             .retain(|h| !matches!(h, Header::Other { name, .. } if name.eq_ignore_ascii_case("Content-Type")));
         self.push_header(Header::Other {
-            name: Cow::Borrowed("Content-Type"),
-            value: Cow::Owned(content_type.to_owned()),
+            name: Text::borrowed("Content-Type"),
+            value: Text::owned(content_type.to_owned()),
         });
         let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
         for h in &mut self.headers {
@@ -463,7 +464,7 @@ pub fn options(
     );
     match me {
         Some(me) => m.make_p2p(me),
-        None => m.push_header(Header::Supported(Cow::Borrowed("dht"))),
+        None => m.push_header(Header::Supported(Text::borrowed("dht"))),
     }
     m
 }
@@ -496,7 +497,7 @@ pub fn response(
             Header::To(t) => {
                 let mut t = crate::owned::from_to(t.clone());
                 if t.tag.is_none() && !to_tag.is_empty() {
-                    t.tag = Some(Cow::Owned(to_tag.to_owned()));
+                    t.tag = Some(Text::owned(to_tag.to_owned()));
                 }
                 headers.push(Header::To(t));
             }
@@ -510,9 +511,9 @@ pub fn response(
     Message {
         start: StartLine::Response {
             code,
-            reason: Cow::Owned(reason.to_owned()),
+            reason: Text::owned(reason.to_owned()),
         },
-        headers,
+        headers: headers.into(),
         body: Cow::Borrowed(b""),
     }
 }

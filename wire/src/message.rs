@@ -2,12 +2,13 @@
 The message model: what a SIP message means to the profile, borrowed from
 the bytes it was parsed from.
 
-Every text field is a `Cow<str>`: the parser fills them with slices of its
+Every text field is a [`Text`]: the parser fills them with slices of its
 input (no copy), the builders with owned strings, and the printer does not
-care which. Headers are one flat list in message order, one entry per
-header value: `Contact: <a>, <b>` becomes two `Contact` entries, which is
-what RFC 3261 §7.3.1 says it means. That list is the only allocation of a
-parse.
+care which. Headers are one flat list ([`Headers`]) in message order, one
+entry per header value: `Contact: <a>, <b>` becomes two `Contact` entries,
+which is what RFC 3261 §7.3.1 says it means. That list is the only
+allocation of a parse, and dropping a parsed message does not visit it.
+A parsed value holds its input borrowed until it is dropped.
 
 Parameters that the profile gives a meaning to are typed fields; all the
 others are kept verbatim, in order, in an `other` text that starts with
@@ -19,15 +20,150 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::id::Id;
 
-/// Text borrowed from the input, or owned when built.
-pub type Text<'a> = Cow<'a, str>;
+pub use crate::text::Text;
 
 /// A SIP message: start line, headers in order, body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message<'a> {
     pub start: StartLine<'a>,
-    pub headers: Vec<Header<'a>>,
+    pub headers: Headers<'a>,
     pub body: Cow<'a, [u8]>,
+}
+
+/// The header list of a message: a `Vec<Header>` (it derefs to one) that
+/// knows when none of its entries owns text.
+///
+/// A parsed message borrows all its text, so dropping its entries does
+/// nothing, yet walking a list of a few dozen entries to find that out
+/// costs as much as a quarter of the parse. The parser says when it made
+/// no owned text, and the list is then dropped without a visit to its
+/// entries. Any mutable access makes no such claim any more.
+pub struct Headers<'a> {
+    entries: Vec<Header<'a>>,
+    /// No entry owns heap memory: set only by the parser, cleared by
+    /// every mutable access.
+    borrows_only: bool,
+}
+
+impl<'a> Headers<'a> {
+    pub fn new() -> Headers<'a> {
+        Headers::from(Vec::new())
+    }
+
+    /// The list of a parse that made no owned text (`borrows_only`).
+    pub(crate) fn parsed(entries: Vec<Header<'a>>, borrows_only: bool) -> Headers<'a> {
+        Headers {
+            entries,
+            borrows_only,
+        }
+    }
+
+    /// Whether the list is known to own no text (a parse's list, not
+    /// touched since).
+    pub fn borrows_only(&self) -> bool {
+        self.borrows_only
+    }
+
+    pub fn into_vec(self) -> Vec<Header<'a>> {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        std::mem::take(&mut this.entries)
+    }
+}
+
+impl Default for Headers<'_> {
+    fn default() -> Self {
+        Headers::new()
+    }
+}
+
+impl Drop for Headers<'_> {
+    fn drop(&mut self) {
+        if self.borrows_only {
+            // SAFETY: a length of 0 is within the capacity, and the entries
+            // it drops from the list own nothing (`borrows_only`), so
+            // dropping them would have done nothing.
+            unsafe { self.entries.set_len(0) }
+        }
+    }
+}
+
+impl<'a> std::ops::Deref for Headers<'a> {
+    type Target = Vec<Header<'a>>;
+    #[inline]
+    fn deref(&self) -> &Vec<Header<'a>> {
+        &self.entries
+    }
+}
+
+impl<'a> std::ops::DerefMut for Headers<'a> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Vec<Header<'a>> {
+        self.borrows_only = false;
+        &mut self.entries
+    }
+}
+
+impl<'a> From<Vec<Header<'a>>> for Headers<'a> {
+    fn from(entries: Vec<Header<'a>>) -> Self {
+        Headers {
+            entries,
+            borrows_only: false,
+        }
+    }
+}
+
+impl<'a> FromIterator<Header<'a>> for Headers<'a> {
+    fn from_iter<I: IntoIterator<Item = Header<'a>>>(iter: I) -> Self {
+        Headers::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl<'a> IntoIterator for Headers<'a> {
+    type Item = Header<'a>;
+    type IntoIter = std::vec::IntoIter<Header<'a>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl<'h, 'a> IntoIterator for &'h Headers<'a> {
+    type Item = &'h Header<'a>;
+    type IntoIter = std::slice::Iter<'h, Header<'a>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter()
+    }
+}
+
+impl<'h, 'a> IntoIterator for &'h mut Headers<'a> {
+    type Item = &'h mut Header<'a>;
+    type IntoIter = std::slice::IterMut<'h, Header<'a>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter_mut()
+    }
+}
+
+impl Clone for Headers<'_> {
+    fn clone(&self) -> Self {
+        // A clone of borrowed text borrows too.
+        Headers {
+            entries: self.entries.clone(),
+            borrows_only: self.borrows_only,
+        }
+    }
+}
+
+impl PartialEq for Headers<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Headers<'_> {}
+
+impl std::fmt::Debug for Headers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.entries.fmt(f)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +216,7 @@ impl Method<'_> {
             "CANCEL" => Method::Cancel,
             "SUBSCRIBE" => Method::Subscribe,
             "NOTIFY" => Method::Notify,
-            other => Method::Other(Cow::Borrowed(other)),
+            other => Method::Other(Text::borrowed(other)),
         }
     }
 
@@ -95,7 +231,7 @@ impl Method<'_> {
             Method::Cancel => Method::Cancel,
             Method::Subscribe => Method::Subscribe,
             Method::Notify => Method::Notify,
-            Method::Other(m) => Method::Other(Cow::Owned(m.into_owned())),
+            Method::Other(m) => Method::Other(m.into_owned()),
         }
     }
 }
@@ -135,7 +271,7 @@ impl Host<'_> {
 
     pub fn into_owned(self) -> Host<'static> {
         match self {
-            Host::Domain(d) => Host::Domain(Cow::Owned(d.into_owned())),
+            Host::Domain(d) => Host::Domain(d.into_owned()),
             Host::V4(a) => Host::V4(a),
             Host::V6(a) => Host::V6(a),
         }

@@ -9,12 +9,13 @@ use crate::message::{
     CSeq, Contact, ContactAddr, DhtLink, DhtPeerId, FromTo, Header, Message, NameAddr, ParamAddr,
     Scheme, StartLine, Uri, UriParams, Via,
 };
+use crate::text::Text;
 
-fn t(c: Cow<'_, str>) -> Cow<'static, str> {
-    Cow::Owned(c.into_owned())
+fn t(c: Text<'_>) -> Text<'static> {
+    c.into_owned()
 }
 
-fn ot(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+fn ot(c: Option<Text<'_>>) -> Option<Text<'static>> {
     c.map(t)
 }
 

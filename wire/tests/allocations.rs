@@ -1,5 +1,6 @@
 //! A parse allocates at most once (the header index) and never per
-//! header: counted with a global allocator over the valid corpus.
+//! header: counted with a global allocator over the valid corpus. And
+//! what a parse does allocate is freed with the message.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,14 +10,18 @@ use p2psip_wire::{ParseOptions, parse};
 struct Counting;
 
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+/// Blocks allocated and not yet freed (a reallocation moves one).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
+        LIVE.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwards the caller's layout unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: the pointer came from `alloc` above with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -41,6 +46,7 @@ fn one_allocation_per_parse() {
     files.retain(|p| p.extension().is_some_and(|x| x == "sip"));
     files.sort();
     assert!(files.len() >= 10);
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     for path in files {
         let bytes = std::fs::read(&path).unwrap();
         for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
@@ -53,3 +59,28 @@ fn one_allocation_per_parse() {
         }
     }
 }
+
+/// Text a parse had to own (parameters joined from apart, bytes that are
+/// not UTF-8) is freed with the message, like the list itself.
+#[test]
+fn owned_text_is_freed_with_the_message() {
+    let message = b"REGISTER sip:10.0.0.11:5060 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-ua1;rport\r\n\
+        Max-Forwards: 70\r\nTo: <sip:alice@example.org>\r\n\
+        From: <sip:alice@example.org>;tag=uat1\r\nCall-ID: ua-call-1\r\n\
+        CSeq: 1 REGISTER\r\n\
+        Contact: <sip:alice@192.0.2.10:5060;x=1;transport=tcp;y=2>\r\n\
+        Subject: caf\xe9\r\nContent-Length: 0\r\n\r\n";
+    // Only this thread allocates between the two readings of each counter
+    // (the test is alone in its binary but for the one above, which is
+    // ordered by the lock).
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let live = LIVE.load(Ordering::Relaxed);
+    let parsed = parse(message, ParseOptions::lenient()).unwrap();
+    let made = LIVE.load(Ordering::Relaxed) - live;
+    assert_eq!(made, 3, "the list and two owned texts");
+    drop(parsed);
+    assert_eq!(LIVE.load(Ordering::Relaxed), live);
+}
+
+static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -3,7 +3,6 @@
 //! reads the same in rsip, an independent parser (on the subset rsip
 //! handles: it rejects IPv6 hosts).
 
-use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use p2psip_wire::build::{self, Identity, Link, QueryKey, Txn};
@@ -86,7 +85,7 @@ fn contact(addr: SocketAddr, expires: Option<u32>) -> ContactAddr<'static> {
         },
         expires,
         q: None,
-        other: Cow::Borrowed(""),
+        other: p2psip_wire::Text::EMPTY,
     }
 }
 

@@ -18,12 +18,11 @@ Raw template placeholders (checked when the suite is loaded):
 | `{{` `}}` | literal braces |
 */
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use p2psip_wire::build::{self, Identity, QueryKey};
 use p2psip_wire::{
-    Header, Host, Id, Message, Peer, Rport, Scheme, Transport, Uri, UriParams, print,
+    Header, Host, Id, Message, Peer, Rport, Scheme, Text, Transport, Uri, UriParams, print,
 };
 use rand::RngCore;
 
@@ -245,8 +244,8 @@ pub fn outgoing(cx: &mut Ctx, step: &SendStep, puppet: &Puppet) -> Result<Outgoi
             Stop::Error(format!("add_headers entry {line:?} is not `Name: value`"))
         })?;
         m.push_header(Header::Other {
-            name: Cow::Owned(n.trim().to_string()),
-            value: Cow::Owned(v.trim().to_string()),
+            name: Text::owned(n.trim()),
+            value: Text::owned(v.trim()),
         });
     }
     Ok(Outgoing {

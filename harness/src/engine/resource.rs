@@ -198,6 +198,7 @@ pub fn aor_step(cx: &mut Ctx, s: &AorStep) -> StepResult {
                 .collect();
             cx.rec
                 .note(format!("resource {} = {aor}: {}", s.name, keys.join(", ")));
+            drop(uri); // it borrows `aor`
             cx.resources.insert(
                 s.name.clone(),
                 Resource {

@@ -6,11 +6,10 @@ a binding with its own expiry; a refresh extends it, `expires=0` or
 and within one Call-ID the CSeq must grow.
 */
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use p2psip_wire::{Contact, ContactAddr, Id, Message, Uri, UriParams};
+use p2psip_wire::{Contact, ContactAddr, Id, Message, Text, Uri, UriParams};
 
 use super::time::{Time, secs_left};
 
@@ -70,7 +69,7 @@ pub(crate) fn bare_aor(uri: &Uri<'_>) -> Uri<'static> {
 }
 
 fn owned_uri(uri: &Uri<'_>) -> Uri<'static> {
-    let own = |c: &Cow<'_, str>| Cow::Owned(c.to_string());
+    let own = |c: &Text<'_>| c.clone().into_owned();
     Uri {
         scheme: match &uri.scheme {
             p2psip_wire::Scheme::Sip => p2psip_wire::Scheme::Sip,
@@ -99,12 +98,12 @@ fn owned_uri(uri: &Uri<'_>) -> Uri<'static> {
 pub(crate) fn owned_contact(c: &ContactAddr<'_>) -> ContactAddr<'static> {
     ContactAddr {
         addr: p2psip_wire::NameAddr {
-            display: c.addr.display.as_ref().map(|d| Cow::Owned(d.to_string())),
+            display: c.addr.display.as_ref().map(|d| d.clone().into_owned()),
             uri: owned_uri(&c.addr.uri),
         },
         expires: None,
-        q: c.q.as_ref().map(|q| Cow::Owned(q.to_string())),
-        other: Cow::Owned(c.other.to_string()),
+        q: c.q.as_ref().map(|q| q.clone().into_owned()),
+        other: c.other.clone().into_owned(),
     }
 }
 

@@ -9,7 +9,6 @@ The checks run in header order, as the values come, so each deviation
 keeps the offset of its first occurrence.
 */
 
-use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::Cx;
@@ -305,7 +304,7 @@ fn offset_of(cx: &Cx<'_>, s: &str) -> usize {
 
 fn offset_of_uri(cx: &Cx<'_>, uri: &Uri<'_>) -> usize {
     match &uri.host {
-        Host::Domain(Cow::Borrowed(d)) => offset_of(cx, d),
+        Host::Domain(d) if !d.is_owned() => offset_of(cx, d),
         _ => uri
             .user
             .as_deref()

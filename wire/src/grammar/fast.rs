@@ -13,7 +13,6 @@ upper-case ID, white space, other parameters) returns `false` having read
 nothing, and the general rules read the value from the start.
 */
 
-use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
 use super::Cx;
@@ -28,6 +27,7 @@ use crate::message::{
     UriParams, Via,
 };
 use crate::profile::Profile;
+use crate::text::Text;
 
 /// The parts of `<sip:USER@IPv4address:PORT;peer-ID=ID>` (WIRE-3); the
 /// port may be left out only from `0.0.0.0`, the address of a key.
@@ -105,7 +105,7 @@ fn user_addr<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Option<UserAddr<'a>> {
 
 /// The name-addr of a [`user_addr`].
 #[inline(always)]
-fn user_name_addr<'a>(user: Cow<'a, str>, host: Host<'a>, port: Option<u16>) -> NameAddr<'a> {
+fn user_name_addr<'a>(user: Text<'a>, host: Host<'a>, port: Option<u16>) -> NameAddr<'a> {
     NameAddr {
         display: None,
         uri: Uri {
@@ -125,7 +125,7 @@ fn user_name_addr<'a>(user: Cow<'a, str>, host: Host<'a>, port: Option<u16>) -> 
 /// general rules build it. Called inside the closure that makes the entry,
 /// so that the entry is built where it is stored.
 #[inline(always)]
-fn name_addr<'a>(user: Cow<'a, str>, p: &PeerAddr<'a>) -> NameAddr<'a> {
+fn name_addr<'a>(user: Text<'a>, p: &PeerAddr<'a>) -> NameAddr<'a> {
     NameAddr {
         display: None,
         uri: Uri {
@@ -141,7 +141,7 @@ fn name_addr<'a>(user: Cow<'a, str>, p: &PeerAddr<'a>) -> NameAddr<'a> {
                 transport: None,
                 user: None,
                 lr: false,
-                other: Cow::Borrowed(""),
+                other: Text::EMPTY,
             },
             headers: None,
             opaque: None,
@@ -176,7 +176,7 @@ pub(crate) fn dht_link<'a>(cx: &mut Cx<'a>, value: &'a [u8], out: &mut Vec<Heade
             addr: name_addr(user, &p),
             link,
             expires: Some(expires),
-            other: Cow::Borrowed(""),
+            other: Text::EMPTY,
         })
     });
     if expires == 0 {
@@ -206,7 +206,7 @@ pub(crate) fn from_to<'a>(
             make(FromTo {
                 addr: name_addr(user, &p),
                 tag,
-                other: Cow::Borrowed(""),
+                other: Text::EMPTY,
             })
         });
         check_peer(cx, &p);
@@ -222,7 +222,7 @@ pub(crate) fn from_to<'a>(
             make(FromTo {
                 addr: user_name_addr(user, host, port),
                 tag,
-                other: Cow::Borrowed(""),
+                other: Text::EMPTY,
             })
         });
     }
@@ -236,7 +236,7 @@ pub(crate) fn from_to<'a>(
 /// What follows the address of a From or To: nothing, or `;tag=TAG` and
 /// nothing. None for anything else.
 #[inline(always)]
-fn tag<'a>(cx: &Cx<'a>, rest: &'a [u8]) -> Option<Option<Cow<'a, str>>> {
+fn tag<'a>(cx: &Cx<'a>, rest: &'a [u8]) -> Option<Option<Text<'a>>> {
     match rest {
         [] => Some(None),
         _ => match plain_param(rest, b";tag=") {
@@ -261,7 +261,7 @@ pub(crate) fn contact<'a>(cx: &mut Cx<'a>, value: &'a [u8], out: &mut Vec<Header
             addr,
             expires,
             q: None,
-            other: Cow::Borrowed(""),
+            other: Text::EMPTY,
         }))
     };
     if let Some((p, rest)) = peer_addr(value) {
@@ -327,7 +327,7 @@ pub(crate) fn dht_peer_id<'a>(
             dht: Some(dht),
             overlay: Some(overlay),
             expires: Some(expires),
-            other: Cow::Borrowed(""),
+            other: Text::EMPTY,
         })
     });
     if usual {
@@ -379,7 +379,7 @@ pub(crate) fn via<'a>(cx: &mut Cx<'a>, value: &'a [u8], out: &mut Vec<Header<'a>
             branch: Some(branch),
             rport,
             received,
-            other: Cow::Borrowed(""),
+            other: Text::EMPTY,
         })
     });
     cx.tally.via(out.len() - 1);

@@ -13,7 +13,6 @@ order, extra parameters, or an error -- is read by the general rules from
 the start, so the results, warnings and error offsets are theirs.
 */
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
 use memchr::memchr3;
@@ -26,6 +25,7 @@ use crate::message::{
     CSeq, Contact, ContactAddr, DhtLink, DhtPeerId, FromTo, Header, Host, IdentityHeader, LinkKind,
     LinkType, Method, NameAddr, ParamAddr, Rport, Via,
 };
+use crate::text::Text;
 
 /// The header parameters the model types.
 const ALGORITHM: Spelling = Spelling::of("algorithm");
@@ -136,7 +136,7 @@ fn trim(s: &[u8]) -> &[u8] {
 fn header_params<'a>(
     cx: &mut Cx<'a>,
     mut i: &'a [u8],
-    other_params: &mut Cow<'a, str>,
+    other_params: &mut Text<'a>,
     mut known: impl FnMut(&mut Cx<'a>, &'a [u8], Option<&'a [u8]>) -> Result<bool, &'a [u8]>,
 ) -> Res<'a, ()> {
     let mut other = Other::default();
@@ -220,13 +220,13 @@ pub(crate) fn via_list<'a>(
     comma_list(cx, i, out, |cx, i, out| {
         let entry = push_entry(out, || {
             Header::Via(Via {
-                transport: Cow::Borrowed(""),
-                host: Host::Domain(Cow::Borrowed("")),
+                transport: Text::EMPTY,
+                host: Host::Domain(Text::EMPTY),
                 port: None,
                 branch: None,
                 rport: Rport::Absent,
                 received: None,
-                other: Cow::Borrowed(""),
+                other: Text::EMPTY,
             })
         });
         let Header::Via(via) = entry else {
@@ -318,7 +318,7 @@ pub(crate) fn from_to<'a>(
         make(FromTo {
             addr: empty_addr(),
             tag: None,
-            other: Cow::Borrowed(""),
+            other: Text::EMPTY,
         })
     });
     let (Header::From(f) | Header::To(f)) = entry else {
@@ -349,7 +349,7 @@ fn end(rest: &[u8]) -> Result<(), &[u8]> {
 }
 
 /// `Call-ID = ( "Call-ID" / "i" ) HCOLON callid`, `callid = word [ "@" word ]`
-pub(crate) fn call_id<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Result<Cow<'a, str>, &'a [u8]> {
+pub(crate) fn call_id<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Result<Text<'a>, &'a [u8]> {
     let n = lex::span(i, &lex::CALLID);
     let (id, rest) = i.split_at(n);
     if id.is_empty() || id.first() == Some(&b'@') || id.last() == Some(&b'@') {
@@ -423,7 +423,7 @@ pub(crate) fn token_list<'a>(
     cx: &mut Cx<'a>,
     i: &'a [u8],
     out: &mut Vec<Header<'a>>,
-    make: impl Fn(Cow<'a, str>) -> Header<'a>,
+    make: impl Fn(Text<'a>) -> Header<'a>,
 ) -> Result<(), &'a [u8]> {
     if i.is_empty() {
         return Ok(());
@@ -460,7 +460,7 @@ pub(crate) fn contact_list<'a>(
                 addr: empty_addr(),
                 expires: None,
                 q: None,
-                other: Cow::Borrowed(""),
+                other: Text::EMPTY,
             }))
         });
         let Header::Contact(Contact::Addr(c)) = entry else {
@@ -493,7 +493,7 @@ pub(crate) fn param_addr_list<'a>(
         let entry = push_entry(out, || {
             make(ParamAddr {
                 addr: empty_addr(),
-                other: Cow::Borrowed(""),
+                other: Text::EMPTY,
             })
         });
         let (Header::RecordRoute(p) | Header::Route(p)) = entry else {
@@ -520,7 +520,7 @@ pub(crate) fn dht_peer_id<'a>(
             dht: None,
             overlay: None,
             expires: None,
-            other: Cow::Borrowed(""),
+            other: Text::EMPTY,
         })
     });
     let Header::DhtPeerId(d) = entry else {
@@ -582,7 +582,7 @@ pub(crate) fn dht_link_list<'a>(
                     depth: 0,
                 },
                 expires: None,
-                other: Cow::Borrowed(""),
+                other: Text::EMPTY,
             })
         });
         let Header::DhtLink(l) = entry else {

@@ -8,9 +8,9 @@ which keeps them free of the combinators' per-call and error-building
 costs.
 */
 
-use std::borrow::Cow;
-
 use nom::IResult;
+
+use crate::text::Text;
 
 /// The nom result of every grammar rule: the cheap, allocation-free error.
 pub(crate) type Res<'a, T> = IResult<&'a [u8], T>;
@@ -449,12 +449,12 @@ pub(crate) fn err(i: &[u8], kind: nom::error::ErrorKind) -> nom::Err<nom::error:
 
 /// Bytes as text, checked: only input the parser has not validated as a
 /// whole comes here (see `Cx::text`).
-pub(crate) fn text(s: &[u8]) -> Cow<'_, str> {
+pub(crate) fn text(s: &[u8]) -> Text<'_> {
     match std::str::from_utf8(s) {
-        Ok(t) => Cow::Borrowed(t),
+        Ok(t) => Text::borrowed(t),
         // Only reachable for free text (display names, reason phrases,
         // unknown headers); such bytes are kept readable rather than refused.
-        Err(_) => String::from_utf8_lossy(s),
+        Err(_) => String::from_utf8_lossy(s).into(),
     }
 }
 

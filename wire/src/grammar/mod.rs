@@ -36,12 +36,14 @@ use header::push;
 use scan::Head;
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::net::IpAddr;
 
 use crate::error::{Deviation, ErrorKind, ParseError, Warnings};
 use crate::framer::{Frame, Framer};
-use crate::message::{Header, IdentityHeader, Message, Peer, StartLine, Uri};
+use crate::message::{Header, Headers, IdentityHeader, Message, Peer, StartLine, Uri};
 use crate::profile::{ParseOptions, Profile, Transport};
+use crate::text::Text;
 
 /// A parsed message, the deviations it showed, and how many input bytes
 /// it took.
@@ -71,6 +73,10 @@ pub(crate) struct Cx<'a> {
     pub(crate) verify: bool,
     /// The headers seen, for the checks of the whole message.
     pub(crate) tally: check::Tally,
+    /// Whether a rule made owned text (bytes that are not UTF-8, or
+    /// parameters joined from apart): the header list must then drop its
+    /// entries one by one.
+    pub(crate) made_owned: Cell<bool>,
 }
 
 impl<'a> Cx<'a> {
@@ -85,6 +91,7 @@ impl<'a> Cx<'a> {
             content_length: None,
             verify: false,
             tally: check::Tally::default(),
+            made_owned: Cell::new(false),
         }
     }
 
@@ -117,7 +124,7 @@ impl<'a> Cx<'a> {
     /// without a second check, else checked (and made readable when it is
     /// not UTF-8).
     #[inline(always)]
-    pub(crate) fn text(&self, s: &'a [u8]) -> Cow<'a, str> {
+    pub(crate) fn text(&self, s: &'a [u8]) -> Text<'a> {
         let start = (s.as_ptr() as usize).wrapping_sub(self.base.as_ptr() as usize);
         let end = start.wrapping_add(s.len());
         if self.ascii && start <= end && end <= self.checked.len() {
@@ -126,12 +133,20 @@ impl<'a> Cx<'a> {
             // `base`, or the sum wrapped, `start <= end <= checked.len()`
             // could not hold). Every byte of `checked` is ASCII (`ascii`),
             // and ASCII is UTF-8.
-            return Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(s) });
+            return Text::borrowed(unsafe { std::str::from_utf8_unchecked(s) });
         }
         match self.checked.get(start..end) {
-            Some(t) => Cow::Borrowed(t),
-            None => lex::text(s),
+            Some(t) => Text::borrowed(t),
+            None => self.note_owned(lex::text(s)),
         }
+    }
+
+    /// `t`, noting whether it is owned (see `made_owned`).
+    pub(crate) fn note_owned(&self, t: Text<'a>) -> Text<'a> {
+        if t.is_owned() {
+            self.made_owned.set(true);
+        }
+        t
     }
 
     /// The offset of `at`, a slice of the input.
@@ -315,7 +330,7 @@ fn message<'a>(
     Ok(Parsed {
         message: Message {
             start,
-            headers,
+            headers: Headers::parsed(headers, !cx.made_owned.get()),
             body: Cow::Borrowed(body),
         },
         warnings: cx.warnings,
@@ -372,7 +387,7 @@ fn start_line<'a>(cx: &mut Cx<'a>, line: &'a [u8]) -> Result<StartLine<'a>, Pars
         }
         let reason = match rest.get(4..) {
             Some(r) => cx.text(r),
-            None => Cow::Borrowed(""),
+            None => Text::EMPTY,
         };
         return Ok(StartLine::Response { code, reason });
     }
@@ -655,7 +670,7 @@ fn header_line<'a>(
         | Name::AllowEvents => {
             let value = cx.text(value);
             push(out, || Header::Other {
-                name: Cow::Borrowed(kind.label()),
+                name: Text::borrowed(kind.label()),
                 value,
             });
             Ok(())
@@ -707,6 +722,53 @@ pub fn peer_of(uri: &Uri<'_>) -> Option<Peer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A user's registration with a Contact of `contact` and an extra
+    /// header line `extra`.
+    fn register(contact: &str, extra: &[u8]) -> Vec<u8> {
+        let mut m = format!(
+            "REGISTER sip:10.0.0.11:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-ua1;rport\r\n\
+             Max-Forwards: 70\r\nTo: <sip:alice@example.org>\r\n\
+             From: <sip:alice@example.org>;tag=uat1\r\nCall-ID: ua-call-1\r\n\
+             CSeq: 1 REGISTER\r\nContact: {contact}\r\n"
+        )
+        .into_bytes();
+        m.extend_from_slice(extra);
+        m.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        m
+    }
+
+    #[test]
+    fn header_lists_say_when_they_own_text() {
+        let opts = ParseOptions::lenient();
+        let plain = register("<sip:alice@192.0.2.10:5060;x=1;transport=tcp>", b"");
+        let parsed = parse(&plain, opts).unwrap();
+        assert!(!parsed.message.headers.is_empty());
+        assert!(parsed.message.headers.borrows_only());
+        // Parameters joined from apart, and bytes that are not UTF-8, are
+        // owned text.
+        let joined = register("<sip:alice@192.0.2.10:5060;x=1;transport=tcp;y=2>", b"");
+        let parsed = parse(&joined, opts).unwrap();
+        let other = &parsed
+            .message
+            .contact_addrs()
+            .next()
+            .unwrap()
+            .addr
+            .uri
+            .params
+            .other;
+        assert_eq!((other.as_ref(), other.is_owned()), (";x=1;y=2", true));
+        assert!(!parsed.message.headers.borrows_only());
+        let latin1 = register("<sip:alice@192.0.2.10:5060>", b"Subject: caf\xe9\r\n");
+        let parsed = parse(&latin1, opts).unwrap();
+        assert!(!parsed.message.headers.borrows_only());
+        // A mutable access gives up the claim.
+        let mut parsed = parse(&plain, opts).unwrap();
+        parsed.message.headers.truncate(3);
+        assert!(!parsed.message.headers.borrows_only());
+    }
 
     #[test]
     fn header_names_in_any_case_and_near_misses() {

@@ -17,7 +17,6 @@ form) it cannot hold `;`, `,` or `?` (RFC 3261 §20), so it ends at the first
 of those.
 */
 
-use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use memchr::memchr;
@@ -27,6 +26,7 @@ use super::lex::{self, HOST, IPV6, OPAQUE, PARAMCHAR, PASSWORD, Res, URI_HEADERS
 use crate::error::{Deviation, ErrorKind};
 use crate::id::{HexCase, Id};
 use crate::message::{Host, Scheme, Uri, UriParams};
+use crate::text::Text;
 
 /// Where the URI stands, which decides where it ends.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub(crate) fn empty<'a>() -> Uri<'a> {
         scheme: Scheme::Sip,
         user: None,
         password: None,
-        host: Host::Domain(Cow::Borrowed("")),
+        host: Host::Domain(Text::EMPTY),
         port: None,
         params: UriParams {
             peer_id: None,
@@ -56,7 +56,7 @@ pub(crate) fn empty<'a>() -> Uri<'a> {
             transport: None,
             user: None,
             lr: false,
-            other: Cow::Borrowed(""),
+            other: Text::EMPTY,
         },
         headers: None,
         opaque: None,
@@ -620,7 +620,7 @@ impl<'a> Other<'a> {
                     let start = prev.as_ptr() as usize - base.as_ptr() as usize;
                     self.borrowed = Some(&base[start..start + prev.len() + param.len()]);
                 } else {
-                    let mut s = lex::text(prev).into_owned();
+                    let mut s = lex::text(prev).into_string();
                     s.push_str(&lex::text(param));
                     self.owned = Some(s);
                 }
@@ -633,11 +633,11 @@ impl<'a> Other<'a> {
     }
 
     #[inline]
-    pub(crate) fn finish(self, cx: &Cx<'a>) -> Cow<'a, str> {
+    pub(crate) fn finish(self, cx: &Cx<'a>) -> Text<'a> {
         match (self.owned, self.borrowed) {
-            (Some(s), _) => Cow::Owned(s),
+            (Some(s), _) => cx.note_owned(Text::owned(s)),
             (None, Some(b)) => cx.text(b),
-            (None, None) => Cow::Borrowed(""),
+            (None, None) => Text::EMPTY,
         }
     }
 }
@@ -695,7 +695,7 @@ mod tests {
         let (u, _, _) = parse("sip:a@b.org;transport=tcp;x=1;y", Place::Angle);
         assert_eq!(u.params.transport.as_deref(), Some("tcp"));
         assert_eq!(u.params.other, ";x=1;y");
-        assert!(matches!(u.params.other, Cow::Borrowed(_)));
+        assert!(!u.params.other.is_owned());
         let (u, _, _) = parse("sip:a@b.org;x=1;replica=2;y", Place::Angle);
         assert_eq!(u.params.replica, Some(2));
         assert_eq!(u.params.other, ";x=1;y");
@@ -725,7 +725,7 @@ mod tests {
     #[test]
     fn opaque_scheme() {
         let (u, _, _) = parse("tel:+1-201-555-0123", Place::Angle);
-        assert_eq!(u.scheme, Scheme::Other(Cow::Borrowed("tel")));
+        assert_eq!(u.scheme, Scheme::Other(Text::borrowed("tel")));
         assert_eq!(u.opaque.as_deref(), Some("+1-201-555-0123"));
     }
 
