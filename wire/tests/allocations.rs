@@ -3,30 +3,42 @@
 //! what a parse does allocate is freed with the message.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use p2psip_wire::{ParseOptions, parse};
 
 struct Counting;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-/// Blocks allocated and not yet freed (a reallocation moves one).
-static LIVE: AtomicUsize = AtomicUsize::new(0);
+// Counted per thread: the test runner allocates on its own threads
+// meanwhile.
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+    /// Blocks allocated and not yet freed (a reallocation moves one).
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn allocs() -> usize {
+    ALLOCS.with(Cell::get)
+}
+
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        LIVE.fetch_add(1, Ordering::Relaxed);
+        ALLOCS.with(|n| n.set(n.get() + 1));
+        LIVE.with(|n| n.set(n.get() + 1));
         // SAFETY: forwards the caller's layout unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(1, Ordering::Relaxed);
+        LIVE.with(|n| n.set(n.get() - 1));
         // SAFETY: the pointer came from `alloc` above with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOCS.with(|n| n.set(n.get() + 1));
         // SAFETY: same contract as GlobalAlloc::realloc, forwarded.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -46,13 +58,12 @@ fn one_allocation_per_parse() {
     files.retain(|p| p.extension().is_some_and(|x| x == "sip"));
     files.sort();
     assert!(files.len() >= 10);
-    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     for path in files {
         let bytes = std::fs::read(&path).unwrap();
         for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
-            let before = ALLOCS.load(Ordering::Relaxed);
+            let before = allocs();
             let parsed = parse(&bytes, opts).unwrap();
-            let during = ALLOCS.load(Ordering::Relaxed) - before;
+            let during = allocs() - before;
             assert!(during <= 1, "{}: {during} allocations", path.display());
             assert!(parsed.message.headers.len() > 3);
             drop(parsed);
@@ -71,16 +82,10 @@ fn owned_text_is_freed_with_the_message() {
         CSeq: 1 REGISTER\r\n\
         Contact: <sip:alice@192.0.2.10:5060;x=1;transport=tcp;y=2>\r\n\
         Subject: caf\xe9\r\nContent-Length: 0\r\n\r\n";
-    // Only this thread allocates between the two readings of each counter
-    // (the test is alone in its binary but for the one above, which is
-    // ordered by the lock).
-    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let live = LIVE.load(Ordering::Relaxed);
+    let before = live();
     let parsed = parse(message, ParseOptions::lenient()).unwrap();
-    let made = LIVE.load(Ordering::Relaxed) - live;
+    let made = live() - before;
     assert_eq!(made, 3, "the list and two owned texts");
     drop(parsed);
-    assert_eq!(LIVE.load(Ordering::Relaxed), live);
+    assert_eq!(live(), before);
 }
-
-static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
