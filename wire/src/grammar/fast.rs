@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 use super::Cx;
 use super::check::{self, FROM, TO};
 use super::header::{link_params, plain_param, push, via_params};
-use super::lex::{self, TOKEN, USER};
+use super::lex::{self, PARAMCHAR, TOKEN, USER};
 use super::uri::{host, ipv4_prefix};
 use crate::error::Deviation;
 use crate::id::Id;
@@ -79,42 +79,89 @@ fn peer_addr(i: &[u8]) -> Option<(PeerAddr<'_>, &[u8])> {
     ))
 }
 
-/// The parts of a [`user_addr`]: user part, host, port, and the rest.
-type UserAddr<'a> = (&'a [u8], Host<'a>, Option<u16>, &'a [u8]);
+/// A user's address as senders write it, `<sip:[USER@]HOST[:PORT]>`, with
+/// only the URI parameters below (each once, names in lower case): read to
+/// local values. Nothing in it has a rule to check.
+struct UserAddr<'a> {
+    user: Option<&'a [u8]>,
+    host: Host<'a>,
+    port: Option<u16>,
+    transport: Option<&'a [u8]>,
+    replica: Option<u32>,
+    lr: bool,
+}
 
-/// The address of a user as senders write it, `<sip:USER@HOST[:PORT]>`
-/// with no parameters: the user part, host, port and the rest after the
-/// `>`. Nothing in it has a rule to check.
+/// The [`UserAddr`] at the start of `i`, and the rest after the `>`.
 #[inline(always)]
-fn user_addr<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Option<UserAddr<'a>> {
+fn user_addr<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Option<(UserAddr<'a>, &'a [u8])> {
     let rest = lex::lit(i, b"<sip:")?;
     let n = lex::span(rest, &USER);
-    if n == 0 || rest.get(n) != Some(&b'@') {
-        return None;
-    }
-    let (rest, host) = host(cx, &rest[n + 1..]).ok()?;
-    let (port, rest) = match rest {
+    let (user, hostport) = match rest.get(n) {
+        Some(b'@') if n > 0 => (Some(&rest[..n]), &rest[n + 1..]),
+        // No user part, unless one that holds other bytes ends at an `@`
+        // further on (the general rules read that).
+        _ if !rest[..memchr::memchr(b'>', rest)?].contains(&b'@') => (None, rest),
+        _ => return None,
+    };
+    let (rest, host) = host(cx, hostport).ok()?;
+    let (port, mut rest) = match rest {
         [b':', digits @ ..] => {
             let (port, rest) = lex::short_port(digits)?;
             (Some(port), rest)
         }
         _ => (None, rest),
     };
-    Some((&i[5..5 + n], host, port, lex::lit(rest, b">")?))
+    let mut addr = UserAddr {
+        user,
+        host,
+        port,
+        transport: None,
+        replica: None,
+        lr: false,
+    };
+    while let [b';', param @ ..] = rest {
+        rest = if let Some(v) = lex::lit(param, b"transport=")
+            && addr.transport.is_none()
+        {
+            let n = lex::span(v, &PARAMCHAR);
+            addr.transport = Some(&v[..n]).filter(|t| !t.is_empty());
+            addr.transport?;
+            &v[n..]
+        } else if let Some(v) = lex::lit(param, b"replica=")
+            && addr.replica.is_none()
+        {
+            let (n, v) = lex::digits::<9>(v)?;
+            addr.replica = Some(n);
+            v
+        } else if let Some(v) = lex::lit(param, b"lr")
+            && !addr.lr
+        {
+            addr.lr = true;
+            v
+        } else {
+            return None;
+        };
+    }
+    Some((addr, lex::lit(rest, b">")?))
 }
 
-/// The name-addr of a [`user_addr`].
+/// The name-addr of a [`UserAddr`].
 #[inline(always)]
-fn user_name_addr<'a>(user: Text<'a>, host: Host<'a>, port: Option<u16>) -> NameAddr<'a> {
+fn user_name_addr<'a>(cx: &Cx<'a>, a: UserAddr<'a>) -> NameAddr<'a> {
     NameAddr {
         display: None,
         uri: Uri {
             scheme: Scheme::Sip,
-            user: Some(user),
+            user: a.user.map(|u| cx.text(u)),
             password: None,
-            host,
-            port,
-            params: UriParams::default(),
+            host: a.host,
+            port: a.port,
+            params: UriParams {
+                transport: a.transport.map(|t| cx.text(t)),
+                replica: a.replica,
+                lr: a.lr,
+                ..UriParams::default()
+            },
             headers: None,
             opaque: None,
         },
@@ -211,16 +258,15 @@ pub(crate) fn from_to<'a>(
         });
         check_peer(cx, &p);
     } else {
-        let Some((user, host, port, rest)) = user_addr(cx, value) else {
+        let Some((addr, rest)) = user_addr(cx, value) else {
             return false;
         };
         let Some(tag) = tag(cx, rest) else {
             return false;
         };
-        let user = cx.text(user);
         push(out, || {
             make(FromTo {
-                addr: user_name_addr(user, host, port),
+                addr: user_name_addr(cx, addr),
                 tag,
                 other: Text::EMPTY,
             })
@@ -272,14 +318,13 @@ pub(crate) fn contact<'a>(cx: &mut Cx<'a>, value: &'a [u8], out: &mut Vec<Header
         push(out, || entry(name_addr(user, &p), expires));
         check_peer(cx, &p);
     } else {
-        let Some((user, host, port, rest)) = user_addr(cx, value) else {
+        let Some((addr, rest)) = user_addr(cx, value) else {
             return false;
         };
         let Some(expires) = expires(rest) else {
             return false;
         };
-        let user = cx.text(user);
-        push(out, || entry(user_name_addr(user, host, port), expires));
+        push(out, || entry(user_name_addr(cx, addr), expires));
     }
     true
 }
@@ -466,6 +511,34 @@ mod tests {
                 "<sip:alice@example.org;transport=tcp>",
                 "<sip:alice@example.org;user=node>",
                 "<sip:alice@-bad->",
+                "<sip:10.0.0.1:5060>",
+                "<sip:example.org>",
+                "<sip:[2001:db8::1]>",
+                "<sip:10.0.0.1:5060;transport=tcp>",
+                "<sip:alice@198.51.100.7:5062;transport=tcp>",
+                "<sip:alice@198.51.100.7:5062;transport=>",
+                "<sip:alice@198.51.100.7:5062;transport=tcp;transport=udp>",
+                "<sip:alice@198.51.100.7:5062;Transport=TCP>",
+                "<sip:alice@example.org;replica=1>",
+                "<sip:alice@example.org;replica=0001>",
+                "<sip:alice@example.org;replica=4294967295>",
+                "<sip:alice@example.org;replica=4294967296>",
+                "<sip:alice@example.org;replica=1x>",
+                "<sip:alice@example.org;replica=>",
+                "<sip:alice@example.org;replica=1;replica=2>",
+                "<sip:alice@example.org;lr>",
+                "<sip:alice@example.org;lr;lr>",
+                "<sip:alice@example.org;lr=1>",
+                "<sip:alice@example.org;lrx>",
+                "<sip:alice@example.org;lr;transport=udp;replica=3>",
+                "<sip:alice@example.org;user=node>",
+                "<sip:alice@example.org;x=1>",
+                "<sip:alice@example.org;>",
+                "<sip:a;b@example.org;transport=tcp>",
+                "<sip:alice@example.org;x=1>",
+                "<sip:@example.org>",
+                "<sip:alice@example.org?subject=x>",
+                "<sip:alice:pw@example.org>",
             ]
             .map(String::from),
         )
@@ -544,6 +617,33 @@ mod tests {
         assert!(agrees(fast_from, general_from, &strs(&from)) > 0);
         assert!(agrees(contact, header::contact_list, &strs(&contacts)) > 0);
         assert!(agrees(fast_id, general_id, &strs(&identity)) > 0);
+    }
+
+    #[test]
+    fn users_addresses_with_parameters_or_without_user_are_taken() {
+        for v in [
+            "<sip:10.0.0.1:5060>",
+            "<sip:alice@example.org;replica=1>",
+            "<sip:alice@198.51.100.7:5062;transport=tcp>",
+            "<sip:alice@example.org;lr;transport=udp;replica=3>",
+        ] {
+            let mut cx = Cx::of_text(v, Profile::DsipChord);
+            let mut out = vec![];
+            assert!(
+                from_to(&mut cx, v.as_bytes(), &mut out, TO, Header::To),
+                "{v}"
+            );
+            let mut out = vec![];
+            assert!(contact(&mut cx, v.as_bytes(), &mut out), "{v}");
+        }
+        for v in [
+            "<sip:alice@example.org;user=node>",
+            "<sip:alice@example.org;Transport=tcp>",
+            "<sip:alice@example.org;x=1>",
+        ] {
+            let mut cx = Cx::of_text(v, Profile::DsipChord);
+            assert!(!contact(&mut cx, v.as_bytes(), &mut vec![]), "{v}");
+        }
     }
 
     #[test]
