@@ -364,13 +364,17 @@ pub(crate) fn cseq<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Result<CSeq<'a>, &'a [u8]> {
     // Most often `NUMBER SP METHOD`, as senders write it.
     if let Some((seq, rest)) = lex::digits::<9>(i)
         && let Some(m) = lex::lit(rest, b" ")
-        && !m.is_empty()
-        && lex::span(m, &lex::TOKEN) == m.len()
     {
-        return Ok(CSeq {
-            seq,
-            method: method(cx, m),
-        });
+        // A known method is a token.
+        if let Some(method) = known_method(m) {
+            return Ok(CSeq { seq, method });
+        }
+        if !m.is_empty() && lex::span(m, &lex::TOKEN) == m.len() {
+            return Ok(CSeq {
+                seq,
+                method: method(cx, m),
+            });
+        }
     }
     let (rest, seq) = lex::number_max(i, u32::MAX).map_err(|e| failed_at(e, i))?;
     let (rest, ()) = lex::lws(rest).map_err(|e| failed_at(e, rest))?;
@@ -385,18 +389,26 @@ pub(crate) fn cseq<'a>(cx: &Cx<'a>, i: &'a [u8]) -> Result<CSeq<'a>, &'a [u8]> {
 /// `Method = INVITEm / ACKm / OPTIONSm / BYEm / CANCELm / REGISTERm /
 /// extension-method` (case-sensitive, RFC 3261 §7.1), of a token.
 pub(crate) fn method<'a>(cx: &Cx<'a>, token: &'a [u8]) -> Method<'a> {
-    match token {
-        b"REGISTER" => Method::Register,
-        b"OPTIONS" => Method::Options,
-        b"MESSAGE" => Method::Message,
-        b"INVITE" => Method::Invite,
-        b"ACK" => Method::Ack,
-        b"BYE" => Method::Bye,
-        b"CANCEL" => Method::Cancel,
-        b"SUBSCRIBE" => Method::Subscribe,
-        b"NOTIFY" => Method::Notify,
-        other => Method::Other(cx.text(other)),
-    }
+    known_method(token).unwrap_or_else(|| Method::Other(cx.text(token)))
+}
+
+/// The methods named by [`Method`], compared by length and then as one
+/// array (a word or two), not byte by byte.
+#[inline(always)]
+fn known_method(token: &[u8]) -> Option<Method<'static>> {
+    let is = |m: &[u8]| token == m;
+    Some(match token.len() {
+        3 if is(b"ACK") => Method::Ack,
+        3 if is(b"BYE") => Method::Bye,
+        6 if is(b"INVITE") => Method::Invite,
+        6 if is(b"CANCEL") => Method::Cancel,
+        6 if is(b"NOTIFY") => Method::Notify,
+        7 if is(b"OPTIONS") => Method::Options,
+        7 if is(b"MESSAGE") => Method::Message,
+        8 if is(b"REGISTER") => Method::Register,
+        9 if is(b"SUBSCRIBE") => Method::Subscribe,
+        _ => return None,
+    })
 }
 
 /// A header whose value is one number: Expires, Max-Forwards,

@@ -62,8 +62,8 @@ pub(crate) struct Cx<'a> {
     /// of a message), so that its slices become text without another
     /// check.
     checked: &'a str,
-    /// Whether every byte of `checked` is ASCII.
-    ascii: bool,
+    /// The length of `checked` when every byte of it is ASCII, else 0.
+    ascii_len: usize,
     pub(crate) warnings: Warnings,
     pub(crate) profile: Profile,
     pub(crate) failure: Option<ErrorKind>,
@@ -84,7 +84,7 @@ impl<'a> Cx<'a> {
         Cx {
             base,
             checked: "",
-            ascii: false,
+            ascii_len: 0,
             warnings: Warnings::default(),
             profile,
             failure: None,
@@ -107,7 +107,7 @@ impl<'a> Cx<'a> {
     /// is).
     fn check_text(&mut self, head: &Head) {
         let text = &self.base[..head.end.min(self.base.len())];
-        self.ascii = head.ascii;
+        self.ascii_len = if head.ascii { text.len() } else { 0 };
         self.checked = if head.ascii {
             // SAFETY: `Head::scan` found every byte of the head below 0x80,
             // and ASCII is UTF-8.
@@ -126,16 +126,15 @@ impl<'a> Cx<'a> {
     #[inline(always)]
     pub(crate) fn text(&self, s: &'a [u8]) -> Text<'a> {
         let start = (s.as_ptr() as usize).wrapping_sub(self.base.as_ptr() as usize);
-        let end = start.wrapping_add(s.len());
-        if self.ascii && start <= end && end <= self.checked.len() {
-            // SAFETY: `s` starts `start` bytes into `base` and ends within
-            // `checked`, a prefix of `base` (had its address been before
-            // `base`, or the sum wrapped, `start <= end <= checked.len()`
-            // could not hold). Every byte of `checked` is ASCII (`ascii`),
-            // and ASCII is UTF-8.
+        if start <= self.ascii_len && s.len() <= self.ascii_len - start {
+            // SAFETY: `s` starts `start` bytes into `base` (had its address
+            // been before `base`, `start` would have wrapped above any
+            // length) and ends within the first `ascii_len` bytes of
+            // `checked`, a prefix of `base` that is all ASCII; ASCII is
+            // UTF-8.
             return Text::borrowed(unsafe { std::str::from_utf8_unchecked(s) });
         }
-        match self.checked.get(start..end) {
+        match self.checked.get(start..start.wrapping_add(s.len())) {
             Some(t) => Text::borrowed(t),
             None => self.note_owned(lex::text(s)),
         }
