@@ -73,6 +73,7 @@ fn check_fault_samples_fail_naming_the_requirement_and_the_frame() {
         ("upper-hex.pcap", "ID-1", 1),
         ("ignore-rport.pcap", "NAT-2", 13),
         ("no-id-check.pcap", "ID-7", 241),
+        ("no-stabilize.pcap", "STAB-1", 360),
     ] {
         let d = Dir::new();
         let dir = d.join("report");

@@ -69,6 +69,7 @@ requirements! {
     Cl1 = "C-L1", Must, "S1..Sk strictly increase clockwise from the responder, no duplicates";
     Cl2 = "C-L2", Must, "P1 is not the responder and not inside (responder, S1)";
     Cl4 = "C-L4", Must, "a link's expires is no later than the peer's advertised lifetime";
+    Stab1 = "STAB-1", Must, "a peer queries its successor for the successor's own ID every stabilisation interval";
     Stab6 = "STAB-6", Must, "an expired entry is not reported";
     Res1 = "RES-1", Must, "a registration is stored at the peer responsible for its Resource-ID";
     Repl1 = "REPL-1", Must, "the registering peer also registers the R replicas";
@@ -136,6 +137,8 @@ checks! {
         [Res1, Repl1, Repl3];
     LinkExpiry = "pcap.link-expiry", Must, "Link lifetimes",
         [Wire5, Cl4, Stab6];
+    Stabilize = "pcap.stabilize", Must, "Peers with a successor stabilise every interval",
+        [Stab1];
 }
 
 impl Check {

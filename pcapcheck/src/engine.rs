@@ -183,6 +183,11 @@ struct PeerState {
     left_at: Option<Ns>,
     /// Peers whose leave it answered 200 (LEAVE-2), and when.
     leaves_answered: Vec<(Id, Ns)>,
+    /// STAB-1: since when its reports show a successor other than itself,
+    /// and its last stabilisation query (a query for the receiver's own
+    /// ID) or the last finding of a missing one.
+    succ_since: Option<Ns>,
+    stab_last: Option<Ns>,
 }
 
 impl PeerState {
@@ -198,6 +203,8 @@ impl PeerState {
             gone: None,
             left_at: None,
             leaves_answered: Vec::new(),
+            succ_since: None,
+            stab_last: None,
         }
     }
 }
@@ -303,13 +310,16 @@ pub struct Checker {
     /// address pair: they stand only if the capture shows the two ever
     /// exchanging a message (else it does not see their traffic).
     unverified: FxMap<(SocketAddr, SocketAddr), HeldReports>,
+    /// STAB-1 findings held until the end the same way, by (responder,
+    /// its S1) address pair.
+    unstabilized: FxMap<(SocketAddr, SocketAddr), HeldReports>,
 }
 
 /// What an answer's request was: (requester, routed key, its frame, the
 /// leg's source, when it was first seen).
 type Paired = (Option<Id>, Option<Id>, u64, SocketAddr, Ns);
 
-/// QUERY-7 reports of one pair, held until the end.
+/// QUERY-7 (or STAB-1) findings of one pair, held until the end.
 #[derive(Default)]
 struct HeldReports {
     count: u64,
@@ -354,6 +364,7 @@ impl Checker {
             talked: FxMap::default(),
             talked_full: false,
             unverified: FxMap::default(),
+            unstabilized: FxMap::default(),
         }
     }
 
@@ -726,6 +737,17 @@ impl Checker {
     /// Bookkeeping for the first copy of a request on a leg.
     fn new_request(&mut self, at: &At, msg: &Message<'_>, class: Class, sender: Option<Named>) {
         let now = ns(at.ts);
+        // STAB-1: a query for the receiver's own ID.
+        if class == Class::Query
+            && let Some(s) = sender
+            && let Some(key) = routing_key(msg, class)
+        {
+            let to_receiver =
+                msg.request_uri().and_then(|u| u.peer_id()) == Some(key) || self.id2(at.dst) == key;
+            if to_receiver && let Some(p) = self.peers.get_mut(&s.id) {
+                p.stab_last = Some(now);
+            }
+        }
         // C-Q3: lookups in progress, per requester and key.
         if matches!(
             class,
@@ -1368,6 +1390,9 @@ impl Checker {
                 });
             }
         }
+        if judged && let Some(s) = s1 {
+            self.stabilises(at, raw, &r, s, &links, now);
+        }
         // The responder's latest P1 and S1 (after the checks, which judge
         // this answer against earlier ones).
         if !links.is_empty() {
@@ -1382,6 +1407,66 @@ impl Checker {
             }
         }
         self.links = links;
+    }
+
+    /// STAB-1: a responder that reports a successor other than itself has
+    /// queried a peer for that peer's own ID within two stabilisation
+    /// intervals plus Timer F (one query may be skipped while the previous
+    /// one is still pending) since it first reported one. Held until the
+    /// end: it stands only when the capture shows the responder and that
+    /// successor exchanging a message (else it does not hold their
+    /// traffic).
+    fn stabilises(&mut self, at: &At, raw: &[u8], r: &Named, s1: Id, links: &[LinkRef], now: Ns) {
+        if s1 == r.id {
+            return;
+        }
+        let Some(s1_addr) = links
+            .iter()
+            .find(|l| l.kind == LinkKind::S && l.depth == 1)
+            .and_then(|l| l.addr)
+        else {
+            return;
+        };
+        let t = self.opts.stabilize.as_nanos() as Ns;
+        let bound = 2 * t + self.opts.timer_f().as_nanos() as Ns + 200 * MS;
+        let Some(p) = self.peers.get_mut(&r.id) else {
+            return;
+        };
+        if p.left_at.is_some() {
+            return;
+        }
+        let since = *p.succ_since.get_or_insert(now);
+        let from = p.stab_last.map_or(since, |l| l.max(since));
+        self.sink.judged(Req::Stab1);
+        if now - from <= bound {
+            return;
+        }
+        // One finding per missed stretch.
+        p.stab_last = Some(now);
+        let pair = ordered(at.src, s1_addr);
+        let held = self.unstabilized.entry(pair).or_default();
+        held.count += 1;
+        if held.kept.len() < self.opts.max_findings.min(4) {
+            let finding = self.sink.finding(
+                Req::Stab1,
+                at,
+                self.sink.keeps(Req::Stab1).then_some(raw),
+                None,
+                texts(
+                    "a peer with a successor queries it for its own ID every stabilisation interval",
+                    format!(
+                        "a stabilisation query within {} (2·T + Timer F)",
+                        ms_text(bound)
+                    ),
+                    format!(
+                        "none for {} while it reports S1 {}",
+                        ms_text(now - from),
+                        short(&s1)
+                    ),
+                ),
+            );
+            held.kept.push(finding);
+        }
     }
 
     /// C-L1 and C-L2 on one link set.
@@ -2137,6 +2222,28 @@ impl Checker {
         if unseen.0 > 0 {
             self.notes.push(format!(
                 "QUERY-7 not judged for {} report(s) of {} pair(s) of peers the capture never shows exchanging a message (it does not hold their traffic)",
+                unseen.0, unseen.1
+            ));
+        }
+        // STAB-1: held the same way.
+        let mut unseen = (0u64, 0usize);
+        for (pair, held) in std::mem::take(&mut self.unstabilized) {
+            if self.talked_full || self.talked.contains_key(&pair) {
+                let n = held.kept.len() as u64;
+                for f in held.kept {
+                    self.sink.push(f);
+                }
+                for _ in n..held.count {
+                    self.sink.count_only(Req::Stab1);
+                }
+            } else {
+                unseen.0 += held.count;
+                unseen.1 += 1;
+            }
+        }
+        if unseen.0 > 0 {
+            self.notes.push(format!(
+                "STAB-1 not judged for {} stretch(es) of {} peer(s) whose successor the capture never shows them talking to",
                 unseen.0, unseen.1
             ));
         }

@@ -58,6 +58,7 @@ pub const OBSERVABLE: &[(Fault, &str)] = &[
     (Fault::NoRetransmit, "TXN-1"),
     (Fault::ReportUnverified, "QUERY-7"),
     (Fault::ReplicaSuccessor, "REPL-3"),
+    (Fault::NoStabilize, "STAB-1"),
 ];
 
 /// The analysis options for captures of this scenario.
