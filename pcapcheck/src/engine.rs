@@ -2122,6 +2122,31 @@ impl Checker {
     }
 
     /// Ends the pass: judges what was waiting for the future.
+    /// Pushes the held findings of every pair the capture shows talking;
+    /// returns how many findings, of how many pairs, it could not judge.
+    fn release_held(
+        &mut self,
+        held: FxMap<(SocketAddr, SocketAddr), HeldReports>,
+        req: Req,
+    ) -> (u64, usize) {
+        let mut unseen = (0u64, 0usize);
+        for (pair, h) in held {
+            if self.talked_full || self.talked.contains_key(&pair) {
+                let n = h.kept.len() as u64;
+                for f in h.kept {
+                    self.sink.push(f);
+                }
+                for _ in n..h.count {
+                    self.sink.count_only(req);
+                }
+            } else {
+                unseen.0 += h.count;
+                unseen.1 += 1;
+            }
+        }
+        unseen
+    }
+
     pub fn finish(mut self, capture: Stats) -> Analysis {
         // Every transaction and deferred judgement, as if time ran out.
         let keys: Vec<u64> = self.txns.keys().copied().collect();
@@ -2203,48 +2228,20 @@ impl Checker {
                 self.sink.push(f);
             }
         }
-        // QUERY-7: held reports stand when the pair talked at some point.
-        let mut unseen = (0u64, 0usize);
-        for (pair, held) in std::mem::take(&mut self.unverified) {
-            if self.talked_full || self.talked.contains_key(&pair) {
-                let n = held.kept.len() as u64;
-                for f in held.kept {
-                    self.sink.push(f);
-                }
-                for _ in n..held.count {
-                    self.sink.count_only(Req::Query7);
-                }
-            } else {
-                unseen.0 += held.count;
-                unseen.1 += 1;
-            }
-        }
-        if unseen.0 > 0 {
+        // QUERY-7 and STAB-1: held findings stand when the pair talked at
+        // some point.
+        let held = std::mem::take(&mut self.unverified);
+        let (n, pairs) = self.release_held(held, Req::Query7);
+        if n > 0 {
             self.notes.push(format!(
-                "QUERY-7 not judged for {} report(s) of {} pair(s) of peers the capture never shows exchanging a message (it does not hold their traffic)",
-                unseen.0, unseen.1
+                "QUERY-7 not judged for {n} report(s) of {pairs} pair(s) of peers the capture never shows exchanging a message (it does not hold their traffic)"
             ));
         }
-        // STAB-1: held the same way.
-        let mut unseen = (0u64, 0usize);
-        for (pair, held) in std::mem::take(&mut self.unstabilized) {
-            if self.talked_full || self.talked.contains_key(&pair) {
-                let n = held.kept.len() as u64;
-                for f in held.kept {
-                    self.sink.push(f);
-                }
-                for _ in n..held.count {
-                    self.sink.count_only(Req::Stab1);
-                }
-            } else {
-                unseen.0 += held.count;
-                unseen.1 += 1;
-            }
-        }
-        if unseen.0 > 0 {
+        let held = std::mem::take(&mut self.unstabilized);
+        let (n, pairs) = self.release_held(held, Req::Stab1);
+        if n > 0 {
             self.notes.push(format!(
-                "STAB-1 not judged for {} stretch(es) of {} peer(s) whose successor the capture never shows them talking to",
-                unseen.0, unseen.1
+                "STAB-1 not judged for {n} stretch(es) of {pairs} peer(s) whose successor the capture never shows them talking to"
             ));
         }
         // C-L3: reports of gone peers stand if the peer never spoke again.
