@@ -384,7 +384,11 @@ impl<R: Read> CaptureReader<R> {
                     return self.stop(sink, FindingKind::BadBlock, "a block of length 0".into());
                 }
                 Step::Consumed(len) => {
-                    self.blocks.get().consume(len);
+                    // Not `consume`, which moves the rest of the buffer to
+                    // its front whenever half of it has been read (half of
+                    // every byte copied once more); `refill` moves only the
+                    // incomplete record left at the end.
+                    self.blocks.get().consume_noshift(len);
                     return Ok(true);
                 }
                 Step::Eof => return self.stop_clean(sink),
@@ -549,7 +553,7 @@ impl<R: Read> CaptureReader<R> {
             ),
             sink,
         );
-        self.blocks.get().consume(len);
+        self.blocks.get().consume_noshift(len);
         true
     }
 

@@ -444,7 +444,30 @@ impl Checker {
         }
     }
 
+    /// The parse options of a message over `transport`: what
+    /// [`Checker::event`] parses with, for parsing elsewhere (another
+    /// thread) and handing the result to [`Checker::parsed`].
+    pub(crate) fn parse_options(&self, transport: Transport) -> ParseOptions {
+        match transport {
+            Transport::Udp => self.parse_opts_udp,
+            Transport::Tcp => self.parse_opts_tcp,
+        }
+    }
+
     fn message(&mut self, at: &At, raw: &[u8]) {
+        let parsed = parse(raw, self.parse_options(at.transport));
+        self.parsed(at, raw, &parsed);
+    }
+
+    /// Judges a SIP message already parsed with
+    /// [`Checker::parse_options`] (parsing is pure: where it ran does not
+    /// change the judgement).
+    pub(crate) fn parsed(
+        &mut self,
+        at: &At,
+        raw: &[u8],
+        parsed: &Result<p2psip_wire::Parsed<'_>, ParseError>,
+    ) {
         self.clock(at.ts);
         self.counters.messages += 1;
         let pair = ordered(at.src, at.dst);
@@ -460,16 +483,12 @@ impl Checker {
         if !judged {
             self.counters.not_judged += 1;
         }
-        let opts = match at.transport {
-            Transport::Udp => self.parse_opts_udp,
-            Transport::Tcp => self.parse_opts_tcp,
-        };
-        let parsed = match parse(raw, opts) {
+        let parsed = match parsed {
             Ok(p) => p,
             Err(e) => {
                 self.counters.unparsable += 1;
                 if judged {
-                    self.unparsable(at, raw, &e);
+                    self.unparsable(at, raw, e);
                 }
                 return;
             }

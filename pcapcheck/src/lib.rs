@@ -63,7 +63,7 @@ pub use model::{
     Analysis, CaptureProblem, CheckResult, Counters, Finding, RequirementResult, Verdict,
 };
 pub use options::{Options, Subject};
-pub use pipeline::check_pipelined;
+pub use pipeline::{Tuning, check_pipelined, check_pipelined_with};
 pub use shape::{FingerMatch, LinkSet, ResponseShape, shape_of};
 
 /// Analyses a whole capture. Fails only when the input is not a capture

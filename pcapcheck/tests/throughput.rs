@@ -1,13 +1,14 @@
 //! The smoke version of the throughput bench (`benches/throughput.rs`): a
 //! few MB of the replicated clean scenario, checked clean (state carried
 //! from one copy of the ring to the next makes no false positive), with
-//! the rate printed.
+//! the rate printed. The two-thread pass is compared with this one in
+//! `tests/pipeline.rs`.
 
 mod common;
 
 use std::time::Instant;
 
-use p2psip_pcapcheck::{check_bytes, check_pipelined};
+use p2psip_pcapcheck::check_bytes;
 
 #[test]
 fn replicated_clean_capture_checks_clean_and_fast_enough_to_measure() {
@@ -25,22 +26,4 @@ fn replicated_clean_capture_checks_clean_and_fast_enough_to_measure() {
         bytes as f64 / 1e6 / secs,
         a.counters.messages as f64 / secs
     );
-}
-
-#[test]
-fn pipelined_gives_the_same_analysis() {
-    for name in ["wrong-302", "no-retransmit", "clean"] {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("../vectors/pcap/{name}.pcap"));
-        let bytes = std::fs::read(path).expect("a sample");
-        let one = check_bytes(&bytes, &common::options()).expect("readable");
-        let two = check_pipelined(&bytes[..], &common::options()).expect("readable");
-        assert_eq!(one, two, "{name}");
-    }
-    // Batches cut at every size: a capture larger than one batch.
-    let mut cap = Vec::new();
-    common::replicated(&mut cap, 3 << 20);
-    let one = check_bytes(&cap, &common::options()).expect("readable");
-    let two = check_pipelined(&cap[..], &common::options()).expect("readable");
-    assert_eq!(one, two);
 }
