@@ -65,6 +65,9 @@ impl Default for Tuning {
 /// How long the judging thread waits for a chunk before looking whether
 /// the helper is still alive (it parses the chunk itself if not).
 const POLL: Duration = Duration::from_millis(50);
+/// How long the judging thread waits for a chunk the helper is parsing
+/// before parsing it itself (the helper may have lost its core).
+const STEAL_AFTER: Duration = Duration::from_micros(200);
 /// Payload bytes the helper reads when it is ahead of the judging.
 const READ_STEP: usize = 64 * 1024;
 
@@ -225,20 +228,34 @@ fn push(epoch: &mut Epoch, event: Event<'_>) {
     }
 }
 
+/// Who claimed a chunk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Nobody,
+    Helper,
+    Judge,
+}
+
 /// Where the chunks of an epoch stand.
 struct Board<'a> {
-    /// Parsed by the helper and not yet judged.
-    slots: Vec<Option<Chunk<'a>>>,
-    /// The first chunk nobody has claimed.
-    next: usize,
+    owner: Vec<Owner>,
+    /// Parsed ahead and not yet judged, with who parsed it.
+    slots: Vec<Option<(Chunk<'a>, Owner)>>,
     /// Chunks judged so far (in order).
     judged: usize,
-    /// Judged chunks the helper parsed, for the helper to free: memory is
-    /// freed by the thread that allocated it, so neither thread's heap
-    /// swings (a heap that shrinks and grows again page-faults anew).
+    /// The helper claims no chunk before this one (it moves forward).
+    helper_from: usize,
+    /// Judged chunks the helper parsed, for the helper to free.
     spent: Vec<Chunk<'a>>,
     /// The judging thread stopped (it panicked): the helper stops too.
     closed: bool,
+}
+
+impl Board<'_> {
+    /// The first chunk after `from` that nobody claimed, within `end`.
+    fn unclaimed(&self, from: usize, end: usize) -> Option<usize> {
+        (from..end.min(self.owner.len())).find(|&c| self.owner[c] == Owner::Nobody)
+    }
 }
 
 struct Shared<'a> {
@@ -260,11 +277,11 @@ impl Drop for Closer<'_, '_> {
     }
 }
 
-/// Parsed messages waiting to be freed by the thread that parsed them, a
-/// few at a time between new ones: the freed memory is reused at once, so
-/// the heap keeps its size (freeing a whole chunk at once lets malloc give
-/// the top of the heap back to the system, and parsing the next chunk
-/// page-faults it in again).
+/// Parsed messages waiting to be freed by the thread that parsed them, one
+/// before each new one: memory is freed by the thread that allocated it
+/// and reused at once, so neither heap swings (freeing a whole chunk at
+/// once lets malloc give the top of its heap back to the system, and
+/// parsing the next chunk page-faults it in again).
 #[derive(Default)]
 struct Trash<'a>(VecDeque<std::vec::IntoIter<Option<Result<Parsed<'a>, ParseError>>>>);
 
@@ -322,7 +339,7 @@ fn parse_chunk<'a>(
 }
 
 /// One epoch: `now` judged on this thread, `next` filled from `capture`
-/// (if the capture is not over) on a helper that then parses chunks of
+/// (if the capture is not over) on a helper that also parses chunks of
 /// `now`. Returns whether the capture goes on after `next`.
 fn run_epoch<R: Read + Send>(
     now: &Epoch,
@@ -335,9 +352,10 @@ fn run_epoch<R: Read + Send>(
     let chunks = now.entries.len().div_ceil(tuning.chunk);
     let shared = Shared {
         board: Mutex::new(Board {
+            owner: vec![Owner::Nobody; chunks],
             slots: (0..chunks).map(|_| None).collect(),
-            next: 0,
             judged: 0,
+            helper_from: 0,
             spent: Vec::new(),
             closed: false,
         }),
@@ -363,9 +381,15 @@ fn run_epoch<R: Read + Send>(
                         let Ok(mut b) = shared.board.lock() else {
                             break;
                         };
-                        b.slots[c] = Some(parsed);
-                        drop(b);
-                        shared.changed.notify_all();
+                        if b.owner[c] == Owner::Helper {
+                            b.slots[c] = Some((parsed, Owner::Helper));
+                            drop(b);
+                            shared.changed.notify_all();
+                        } else {
+                            // Taken over by the judging thread meanwhile.
+                            drop(b);
+                            trash.add(parsed);
+                        }
                     }
                     // Ahead of the judging: read meanwhile.
                     Claim::Ahead => {
@@ -380,19 +404,25 @@ fn run_epoch<R: Read + Send>(
         });
         {
             let _closer = Closer(&shared);
+            let mut trash = Trash::default();
             for j in 0..chunks {
-                match take_chunk(j, &shared, &helper) {
-                    Some(parsed) => {
+                match take_chunk(now, j, &shared, &helper, &mut trash, opts, tuning.chunk) {
+                    Some((parsed, owner)) => {
                         judge_chunk(now, j, tuning.chunk, &parsed, checker);
-                        if let Ok(mut b) = shared.board.lock() {
+                        let mut b = shared.board.lock().ok();
+                        if let Some(b) = b.as_mut() {
                             b.judged = j + 1;
-                            b.spent.push(parsed);
+                        }
+                        match (owner, b) {
+                            (Owner::Helper, Some(mut b)) => b.spent.push(parsed),
+                            _ => trash.add(parsed),
                         }
                     }
                     None => {
                         // Claimed here: parsed, judged and freed message
                         // by message, as the one-thread pass does.
                         for e in chunk_entries(now, j, tuning.chunk) {
+                            trash.free_one();
                             judge(now, e, &parse_one(now, e, opts), checker);
                         }
                         if let Ok(mut b) = shared.board.lock() {
@@ -411,9 +441,6 @@ fn run_epoch<R: Read + Send>(
     })
 }
 
-/// The helper's next chunk to parse (after freeing the judged ones it
-/// parsed), waiting while it is `lookahead` chunks ahead of the judging;
-/// `None` when every chunk is claimed.
 /// What the helper does next.
 enum Claim {
     /// Parse this chunk.
@@ -425,8 +452,8 @@ enum Claim {
 }
 
 /// The helper's next chunk to parse (after taking the judged ones it
-/// parsed, to free), waiting while it is `lookahead` chunks ahead of the
-/// judging unless it has reading to do.
+/// parsed, to free): never the one the judging thread is at, and at most
+/// `lookahead` ahead of it, waiting unless it has reading to do.
 fn claim_for_helper<'a>(shared: &Shared<'a>, trash: &mut Trash<'a>, reading: bool) -> Claim {
     let Ok(mut b) = shared.board.lock() else {
         return Claim::Over;
@@ -435,12 +462,20 @@ fn claim_for_helper<'a>(shared: &Shared<'a>, trash: &mut Trash<'a>, reading: boo
         for spent in b.spent.drain(..) {
             trash.add(spent);
         }
-        if b.closed || b.next >= shared.chunks {
+        if b.closed {
             return Claim::Over;
         }
-        if b.next < b.judged + shared.lookahead {
-            b.next += 1;
-            return Claim::Chunk(b.next - 1);
+        let from = b.helper_from.max(b.judged + 1);
+        if from >= shared.chunks {
+            return Claim::Over;
+        }
+        if let Some(c) = b.unclaimed(from, b.judged + shared.lookahead) {
+            b.owner[c] = Owner::Helper;
+            b.helper_from = c + 1;
+            return Claim::Chunk(c);
+        }
+        if b.unclaimed(from, shared.chunks).is_none() {
+            return Claim::Over;
         }
         if reading {
             return Claim::Ahead;
@@ -449,6 +484,51 @@ fn claim_for_helper<'a>(shared: &Shared<'a>, trash: &mut Trash<'a>, reading: boo
             Ok((g, _)) => g,
             Err(_) => return Claim::Over,
         };
+    }
+}
+
+/// Chunk `j`, parsed ahead (with who parsed it), or `None` when this thread
+/// claimed it just now (or must parse it anyway: the helper ended without
+/// delivering it, a panic). While the helper is still parsing `j`, this
+/// thread parses a later unclaimed chunk rather than wait.
+fn take_chunk<'a>(
+    now: &'a Epoch,
+    j: usize,
+    shared: &Shared<'a>,
+    helper: &std::thread::ScopedJoinHandle<'_, Result<bool, CaptureError>>,
+    trash: &mut Trash<'a>,
+    opts: [ParseOptions; 2],
+    chunk: usize,
+) -> Option<(Chunk<'a>, Owner)> {
+    let mut b = shared.board.lock().ok()?;
+    let mut waited = false;
+    loop {
+        if let Some(p) = b.slots[j].take() {
+            return Some(p);
+        }
+        if b.owner[j] == Owner::Nobody {
+            b.owner[j] = Owner::Judge;
+            return None;
+        }
+        if helper.is_finished() {
+            return None;
+        }
+        if let Some(c) = b.unclaimed(j + 1, j + shared.lookahead) {
+            b.owner[c] = Owner::Judge;
+            drop(b);
+            let parsed = parse_chunk(now, c, chunk, opts, trash);
+            b = shared.board.lock().ok()?;
+            b.slots[c] = Some((parsed, Owner::Judge));
+            continue;
+        }
+        if waited {
+            // The helper is slow with it (descheduled on a busy machine):
+            // parsed here too; the helper's copy is freed when it comes.
+            b.owner[j] = Owner::Judge;
+            return None;
+        }
+        b = shared.changed.wait_timeout(b, STEAL_AFTER).ok()?.0;
+        waited = true;
     }
 }
 
@@ -478,30 +558,6 @@ impl<R: Read> Feed<'_, R> {
             self.capture = None;
         }
         Ok(())
-    }
-}
-
-/// Chunk `j` parsed by the helper, or `None` when this thread claimed it
-/// (nobody had) or must parse it anyway (the helper ended without
-/// delivering it: a panic).
-fn take_chunk<'a>(
-    j: usize,
-    shared: &Shared<'a>,
-    helper: &std::thread::ScopedJoinHandle<'_, Result<bool, CaptureError>>,
-) -> Option<Chunk<'a>> {
-    let mut b = shared.board.lock().ok()?;
-    loop {
-        if let Some(p) = b.slots[j].take() {
-            return Some(p);
-        }
-        if b.next <= j {
-            b.next = j + 1;
-            return None;
-        }
-        if helper.is_finished() {
-            return None;
-        }
-        b = shared.changed.wait_timeout(b, POLL).ok()?.0;
     }
 }
 
