@@ -45,6 +45,7 @@ pub mod print;
 pub mod profile;
 pub mod resource;
 pub mod ring;
+mod spare;
 mod text;
 
 pub use build::{Identity, Link, QueryKey, Txn};

@@ -83,7 +83,11 @@ impl Drop for Headers<'_> {
             // it drops from the list own nothing (`borrows_only`), so
             // dropping them would have done nothing.
             unsafe { self.entries.set_len(0) }
+        } else {
+            self.entries.clear();
         }
+        // The buffer is kept for the next parse on this thread.
+        crate::spare::keep(std::mem::take(&mut self.entries));
     }
 }
 

@@ -274,7 +274,7 @@ fn message<'a>(
     let start = start_line(cx, line)?;
 
     let mut pos = line_end + 1;
-    let mut headers = Vec::with_capacity(head.values);
+    let mut headers = crate::spare::list(head.values);
     // Most often every line ends in CRLF and none is folded: the header
     // lines are then what lies between the line ends found. The first line
     // that is not so, and the rest, are read the general way.
