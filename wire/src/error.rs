@@ -102,10 +102,15 @@ deviations! {
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Warnings {
     seen: u32,
-    first_offset: [u32; 32],
+    /// One slot per kind: a message's warnings are moved with it, and
+    /// at most 128 bytes move without a call to `memcpy`.
+    first_offset: [u32; KINDS],
 }
 
-const _: () = assert!(Deviation::ALL.len() <= 32, "Warnings holds 32 kinds");
+/// How many kinds of deviation there are.
+const KINDS: usize = Deviation::ALL.len();
+
+const _: () = assert!(KINDS <= 32, "Warnings holds 32 kinds");
 
 /// The kinds a lenient receiver accepts, one bit each.
 const TOLERATED: u32 = {
