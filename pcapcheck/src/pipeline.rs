@@ -18,9 +18,10 @@ until the epoch ends (both threads are joined then), so they cross threads
 without copies. Judgement order, and so every finding, its frame numbers
 and the counters, are those of the one-thread pass (tested equal).
 
-Memory: two epoch buffers (each [`Tuning::epoch_bytes`] of payload plus
-at most one capture block's worth), the parsed messages of one epoch, and
-the reader's own bounded state. It does not grow with the capture.
+Memory: two epoch buffers (each [`Tuning::epoch_bytes`] of payload, or
+one entry per 64 bytes of it, plus at most one capture block's worth), the
+parsed messages of [`Tuning::lookahead`] chunks, and the reader's own
+bounded state. It does not grow with the capture.
 */
 
 use std::collections::VecDeque;
@@ -112,6 +113,12 @@ impl Epoch {
         self.entries.clear();
     }
 
+    /// Holds `bytes` of payload, or one entry per 64 of them (a capture
+    /// of reader findings and no SIP grows no payload).
+    fn full(&self, bytes: usize) -> bool {
+        self.data.len() >= bytes || self.entries.len() >= (bytes / 64).max(1)
+    }
+
     fn payload(&self, i: &Item) -> &[u8] {
         &self.data[i.start..i.end]
     }
@@ -173,8 +180,8 @@ pub fn check_pipelined_with<R: Read + Send>(
     Ok(checker.finish(capture.stats()))
 }
 
-/// Reads capture blocks into `epoch` until it holds `bytes` of payload or
-/// the capture is over; `false` once it is over.
+/// Reads capture blocks into `epoch` until it is [full](Epoch::full) for
+/// `bytes` or the capture is over; `false` once it is over.
 fn fill<R: Read>(
     capture: &mut CaptureReader<R>,
     epoch: &mut Epoch,
@@ -184,7 +191,7 @@ fn fill<R: Read>(
         if !capture.step(&mut |event| push(epoch, event))? {
             return Ok(false);
         }
-        if epoch.data.len() >= bytes {
+        if epoch.full(bytes) {
             return Ok(true);
         }
     }
@@ -544,7 +551,7 @@ struct Feed<'e, R: Read> {
 impl<R: Read> Feed<'_, R> {
     /// Whether reading remains to be done for this epoch.
     fn pending(&self) -> bool {
-        self.capture.is_some() && self.epoch.data.len() < self.limit
+        self.capture.is_some() && !self.epoch.full(self.limit)
     }
 
     /// Reads until the epoch holds `bytes` (at most a full epoch) or the
@@ -552,7 +559,7 @@ impl<R: Read> Feed<'_, R> {
     fn to(&mut self, bytes: usize) -> Result<(), CaptureError> {
         let bytes = bytes.min(self.limit);
         if let Some(c) = self.capture.as_deref_mut()
-            && self.epoch.data.len() < bytes
+            && !self.epoch.full(bytes)
             && !fill(c, self.epoch, bytes)?
         {
             self.capture = None;

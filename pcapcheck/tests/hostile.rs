@@ -6,13 +6,12 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use p2psip_capture::{FindingKind, PcapWriter, Timestamp};
-use p2psip_pcapcheck::{Options, check, check_bytes};
+use p2psip_pcapcheck::{Options, check, check_bytes, check_pipelined};
 
 /// The first `n` records of the simulated clean capture.
 fn small_capture(n: usize) -> Vec<u8> {
@@ -152,13 +151,14 @@ fn bad_lengths_and_absurd_snaplen() {
     assert!(check_bytes(b"REGISTER sip:x SIP/2.0\r\n", &opts).is_err());
 }
 
-/// A `Write` shared with the reader that drains it.
+/// A `Write` shared with the reader that drains it (`Send`: the
+/// two-thread pass reads on its helper thread).
 #[derive(Clone, Default)]
-struct Shared(Rc<RefCell<Vec<u8>>>);
+struct Shared(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Shared {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(b);
+        self.0.lock().expect("not poisoned").extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -194,7 +194,7 @@ impl Read for EndlessHeader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
             {
-                let b = self.buf.0.borrow();
+                let b = self.buf.0.lock().expect("not poisoned");
                 if self.pos < b.len() {
                     let k = (b.len() - self.pos).min(out.len());
                     out[..k].copy_from_slice(&b[self.pos..self.pos + k]);
@@ -202,7 +202,7 @@ impl Read for EndlessHeader {
                     return Ok(k);
                 }
             }
-            self.buf.0.borrow_mut().clear();
+            self.buf.0.lock().expect("not poisoned").clear();
             self.pos = 0;
             if self.left == 0 {
                 return Ok(0);
@@ -255,6 +255,12 @@ fn huge_tcp_stream_without_end_of_header() {
         // stream itself never is in memory.
         assert!(kb < 1_000_000, "peak RSS {kb} kB");
     }
+    // The two-thread pass (what the CLI runs) reads it the same way.
+    let two = check_pipelined(EndlessHeader::new(total / 4), &Options::default())
+        .expect("reads to the end");
+    assert!(two.capture.captured_bytes > total / 4);
+    assert!(two.capture_problems.len() <= 100);
+    assert_eq!(two.counters.messages, 0);
 }
 
 /// The acceptance size: a TCP stream of 1 GiB without CRLF CRLF
@@ -281,6 +287,19 @@ fn one_gib_tcp_stream_without_end_of_header() {
         started.elapsed().as_secs_f64(),
         kb,
         a.capture_problems.len()
+    );
+    if let Some(kb) = kb {
+        assert!(kb < 1_000_000, "peak RSS {kb} kB");
+    }
+    let started = std::time::Instant::now();
+    let two =
+        check_pipelined(EndlessHeader::new(total), &Options::default()).expect("reads to the end");
+    assert_eq!(two, a, "the two-thread pass judges alike");
+    let kb = peak_rss_kb();
+    eprintln!(
+        "the same with check_pipelined: {:.1} s, peak RSS {:?} kB",
+        started.elapsed().as_secs_f64(),
+        kb
     );
     if let Some(kb) = kb {
         assert!(kb < 1_000_000, "peak RSS {kb} kB");
