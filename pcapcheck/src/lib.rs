@@ -29,8 +29,8 @@ assert!(analysis.is_compliant());
 # Ok::<(), Box<dyn std::error::Error>>(())
 ```
 
-[`check_pipelined`] gives the same result with the capture decoded on a
-second thread.
+[`check_pipelined`] gives the same result on two threads (reading and
+part of the parsing on a helper).
 
 Layers: [`engine`] (the pass and its state), [`pipeline`] (the two-thread
 pass), [`catalogue`] (requirements

@@ -442,7 +442,7 @@ fn run_epoch<R: Read + Send>(
         }
         helper.join().unwrap_or_else(|_| {
             Err(CaptureError::Io(std::io::Error::other(
-                "reader thread panicked",
+                "the helper thread panicked",
             )))
         })
     })
