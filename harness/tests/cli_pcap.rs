@@ -99,6 +99,22 @@ fn check_fault_samples_fail_naming_the_requirement_and_the_frame() {
 }
 
 #[test]
+fn check_on_one_thread_prints_what_two_threads_print() {
+    for file in ["clean.pcap", "wrong-302.pcap", "no-stabilize.pcap"] {
+        let one = check(&sample(file), &["--threads", "1"]);
+        let two = check(&sample(file), &["--threads", "2"]);
+        assert_eq!(one.status.code(), two.status.code(), "{file}");
+        assert_eq!(
+            String::from_utf8_lossy(&one.stdout),
+            String::from_utf8_lossy(&two.stdout),
+            "{file}"
+        );
+    }
+    let o = check(&sample("clean.pcap"), &["--threads", "3"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
 fn check_refuses_what_is_not_a_capture_with_exit_2() {
     let d = Dir::new();
     let garbage = d.write("garbage.pcap", "this is not a capture at all\n");
