@@ -445,32 +445,9 @@ enum Name {
 #[inline]
 fn header_name(line: &[u8], profile: Profile) -> Option<(usize, Name)> {
     let first = *line.first()?;
-    if !lex::TOKEN[first as usize] {
-        return None;
-    }
-    // The compact forms (RFC 3261 §7.3.3).
-    if !line.get(1).is_some_and(|b| lex::TOKEN[*b as usize]) {
-        let name = match first.to_ascii_lowercase() {
-            b'v' => Name::Via,
-            b'f' => Name::From,
-            b't' => Name::To,
-            b'i' => Name::CallId,
-            b'm' => Name::Contact,
-            b'l' => Name::ContentLength,
-            b'k' => Name::Supported,
-            b'c' => Name::ContentType,
-            b's' => Name::Subject,
-            b'e' => Name::ContentEncoding,
-            b'o' => Name::Event,
-            b'r' => Name::ReferTo,
-            b'u' => Name::AllowEvents,
-            b'd' => Name::RequestDisposition,
-            _ => Name::Unknown,
-        };
-        return Some((1, name));
-    }
-    // The long forms the model types: one candidate, picked by a letter or
-    // two, compared a word at a time.
+    // The long forms the model types first (the most common lines): one
+    // candidate, picked by a letter or two, compared a word at a time. A
+    // name that matches is all token bytes, and at least two of them.
     let at = |k: usize| line.get(k).map_or(0, |b| b | 0x20);
     let known = |s: &lex::Spelling, kind: Name| s.starts(line).then_some((s.len, kind));
     let found = match first | 0x20 {
@@ -507,7 +484,34 @@ fn header_name(line: &[u8], profile: Profile) -> Option<(usize, Name)> {
         },
         _ => None,
     };
-    Some(found.unwrap_or((lex::span(line, &lex::TOKEN), Name::Unknown)))
+    if found.is_some() {
+        return found;
+    }
+    if !lex::TOKEN[first as usize] {
+        return None;
+    }
+    // The compact forms (RFC 3261 §7.3.3).
+    if !line.get(1).is_some_and(|b| lex::TOKEN[*b as usize]) {
+        let name = match first.to_ascii_lowercase() {
+            b'v' => Name::Via,
+            b'f' => Name::From,
+            b't' => Name::To,
+            b'i' => Name::CallId,
+            b'm' => Name::Contact,
+            b'l' => Name::ContentLength,
+            b'k' => Name::Supported,
+            b'c' => Name::ContentType,
+            b's' => Name::Subject,
+            b'e' => Name::ContentEncoding,
+            b'o' => Name::Event,
+            b'r' => Name::ReferTo,
+            b'u' => Name::AllowEvents,
+            b'd' => Name::RequestDisposition,
+            _ => Name::Unknown,
+        };
+        return Some((1, name));
+    }
+    Some((lex::span(line, &lex::TOKEN), Name::Unknown))
 }
 
 /// The long forms of the names the model types.
