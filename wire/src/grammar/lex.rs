@@ -130,6 +130,12 @@ impl Spelling {
         true
     }
 
+    /// Whether `s` starts with the name.
+    #[inline(always)]
+    pub(crate) fn begins(&self, s: &[u8]) -> bool {
+        s.len() >= self.len && self.prefix_of(s)
+    }
+
     /// Whether `s`, at least as long as the name, starts with it.
     #[inline(always)]
     fn prefix_of(&self, s: &[u8]) -> bool {

@@ -369,7 +369,7 @@ fn logical_line_end(cx: &mut Cx<'_>, head: &mut Head, input: &[u8], from: usize)
 /// `Request-Line` or `Status-Line`.
 fn start_line<'a>(cx: &mut Cx<'a>, line: &'a [u8]) -> Result<StartLine<'a>, ParseError> {
     let bad = |at: &[u8], cx: &Cx<'a>| ParseError::new(cx.offset(at), ErrorKind::StartLine);
-    if line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"SIP/2.0 ") {
+    if STATUS_LINE_START.begins(line) {
         // Status-Code = 3DIGIT, Reason-Phrase = *(any text)
         let rest = &line[8..];
         if rest.len() < 3
@@ -400,7 +400,7 @@ fn start_line<'a>(cx: &mut Cx<'a>, line: &'a [u8]) -> Result<StartLine<'a>, Pars
         })?,
     };
     let version = rest.strip_prefix(b" ").ok_or_else(|| bad(rest, cx))?;
-    if !version.eq_ignore_ascii_case(b"SIP/2.0") {
+    if !SIP_VERSION.is(version) {
         return Err(bad(version, cx));
     }
     let method = header::method(cx, method);
@@ -513,6 +513,10 @@ fn header_name(line: &[u8], profile: Profile) -> Option<(usize, Name)> {
     }
     Some((lex::span(line, &lex::TOKEN), Name::Unknown))
 }
+
+/// `SIP-Version` (any letter case), and as a Status-Line starts.
+const SIP_VERSION: lex::Spelling = lex::Spelling::of("SIP/2.0");
+const STATUS_LINE_START: lex::Spelling = lex::Spelling::of("SIP/2.0 ");
 
 /// The long forms of the names the model types.
 const VIA: lex::Spelling = lex::Spelling::of("Via");
@@ -740,6 +744,34 @@ mod tests {
         m.extend_from_slice(extra);
         m.extend_from_slice(b"Content-Length: 0\r\n\r\n");
         m
+    }
+
+    #[test]
+    fn sip_version_in_any_letter_case_and_nothing_else() {
+        fn line(l: &str) -> Result<StartLine<'_>, ParseError> {
+            start_line(&mut Cx::of_text(l, Profile::DsipChord), l.as_bytes())
+        }
+        for ok in ["SIP/2.0 200 OK", "sip/2.0 200 OK", "Sip/2.0 180 "] {
+            assert!(matches!(line(ok), Ok(StartLine::Response { .. })), "{ok}");
+        }
+        for ok in ["OPTIONS sip:a SIP/2.0", "OPTIONS sip:a sIp/2.0"] {
+            assert!(
+                matches!(line(ok), Ok(StartLine::Request { .. })),
+                "{ok}: {:?}",
+                line(ok)
+            );
+        }
+        for bad in [
+            "SIP/2.1 200 OK",
+            "SIP/2.0200 OK",
+            "SIP/2.0",
+            "SIP/2.",
+            "OPTIONS sip:a SIP/2.1",
+            "OPTIONS sip:a SIP/2.0 ",
+            "OPTIONS sip:a SIP/2.",
+        ] {
+            assert!(line(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
