@@ -73,6 +73,23 @@ impl Tally {
     pub(crate) fn dht_id(&mut self) {
         self.dht_ids += 1;
     }
+
+    /// Whether a Require and a Supported `dht` were seen.
+    #[cfg(test)]
+    pub(crate) fn dht_tags(&self) -> (bool, bool) {
+        (self.requires_dht, self.supports_dht)
+    }
+
+    /// A Require (`require`) or Supported option tag, `dht` or not
+    /// (WIRE-2).
+    #[inline(always)]
+    pub(crate) fn option_tag(&mut self, require: bool, dht: bool) {
+        if require {
+            self.requires_dht |= dht;
+        } else {
+            self.supports_dht |= dht;
+        }
+    }
 }
 
 /// The checks of one header value just parsed, at `index` in the list,
@@ -128,11 +145,11 @@ pub(crate) fn entry(cx: &mut Cx<'_>, h: &Header<'_>, index: usize) {
         }
         // Option tags compare case-insensitively (WIRE-2).
         Header::Require(t) => {
-            cx.tally.requires_dht |= t.eq_ignore_ascii_case("dht");
+            cx.tally.option_tag(true, t.eq_ignore_ascii_case("dht"));
             return;
         }
         Header::Supported(t) => {
-            cx.tally.supports_dht |= t.eq_ignore_ascii_case("dht");
+            cx.tally.option_tag(false, t.eq_ignore_ascii_case("dht"));
             return;
         }
         _ => return,

@@ -385,6 +385,30 @@ pub(crate) fn dht_peer_id<'a>(
     true
 }
 
+/// Require and Supported (`require` says which): one option tag, the
+/// tally of `dht` (WIRE-2) kept as it is read.
+#[inline]
+pub(crate) fn option_tag<'a>(
+    cx: &mut Cx<'a>,
+    value: &'a [u8],
+    out: &mut Vec<Header<'a>>,
+    require: bool,
+) -> bool {
+    if value.is_empty() || lex::span(value, &TOKEN) != value.len() {
+        return false;
+    }
+    // Option tags compare case-insensitively (WIRE-2).
+    let dht = value.eq_ignore_ascii_case(b"dht");
+    let tag = cx.text(value);
+    if require {
+        push(out, || Header::Require(tag));
+    } else {
+        push(out, || Header::Supported(tag));
+    }
+    cx.tally.option_tag(require, dht);
+    true
+}
+
 /// Via: `SIP/2.0/TRANSPORT IPv4address:PORT` and the parameters
 /// `via_params` reads, one value.
 #[inline]
@@ -644,6 +668,39 @@ mod tests {
             let mut cx = Cx::of_text(v, Profile::DsipChord);
             assert!(!contact(&mut cx, v.as_bytes(), &mut vec![]), "{v}");
         }
+    }
+
+    #[test]
+    fn option_tags_agree_with_the_general_rules() {
+        let mut taken = 0;
+        for v in [
+            "dht", "DHT", "dHt", "dhtx", "dh", "foo", "", "dht, foo", "dht foo", "d;ht",
+        ] {
+            for require in [true, false] {
+                let mut fcx = Cx::of_text(v, Profile::DsipChord);
+                let mut fout = vec![];
+                if !option_tag(&mut fcx, v.as_bytes(), &mut fout, require) {
+                    assert!(fout.is_empty(), "{v}");
+                    continue;
+                }
+                taken += 1;
+                let mut gcx = Cx::of_text(v, Profile::DsipChord);
+                let mut gout = vec![];
+                let make = if require {
+                    Header::Require
+                } else {
+                    Header::Supported
+                };
+                header::token_list(&mut gcx, v.as_bytes(), &mut gout, make).unwrap();
+                for (i, h) in gout.iter().enumerate() {
+                    check::entry(&mut gcx, h, i);
+                }
+                assert_eq!(fout, gout, "{v}");
+                assert_eq!(fcx.tally.dht_tags(), gcx.tally.dht_tags(), "{v}");
+                assert_eq!(fcx.warnings, gcx.warnings, "{v}");
+            }
+        }
+        assert_eq!(taken, 2 * 6);
     }
 
     #[test]

@@ -618,6 +618,8 @@ fn header_line<'a>(
         Name::Contact => fast::contact(cx, value, out),
         Name::DhtPeerId => fast::dht_peer_id(cx, value, IdentityHeader::PeerId, out),
         Name::DhtLink => fast::dht_link(cx, value, out),
+        Name::Require => fast::option_tag(cx, value, out, true),
+        Name::Supported => fast::option_tag(cx, value, out, false),
         _ => false,
     };
     if fast {
