@@ -8,6 +8,12 @@ texts only, and a header holds up to a dozen of them, so both its size and
 the cost of dropping it follow from this type. The top bit of the length
 (never set in a real length: no allocation exceeds `isize::MAX` bytes)
 says whether the bytes are an owned `Box<str>`.
+
+Written here rather than taken from `beef` (whose `lean::Cow` has the same
+two-word layout) because the model needs borrowed texts in constants
+(`Text::EMPTY`, the builders' fixed values), and `beef` builds one in a
+`const` only on nightly Rust. The unsafe code is the pointer/length pair
+of a `&str` or `Box<str>` and nothing else; the tests below pin it.
 */
 
 use std::borrow::Borrow;
