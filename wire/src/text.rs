@@ -10,9 +10,9 @@ the cost of dropping it follow from this type. The top bit of the length
 says whether the bytes are an owned `Box<str>`.
 
 Written here rather than taken from `beef` (whose `lean::Cow` has the same
-two-word layout) because the model needs borrowed texts in constants
-(`Text::EMPTY`, the builders' fixed values), and `beef` builds one in a
-`const` only on nightly Rust. The unsafe code is the pointer/length pair
+two-word layout) because the model needs a borrowed text in a constant
+(`Text::EMPTY`, `Text::borrowed` is a `const fn`), and `beef` builds one in
+a `const` only on nightly Rust. The unsafe code is the pointer/length pair
 of a `&str` or `Box<str>` and nothing else; the tests below pin it.
 */
 
