@@ -24,14 +24,15 @@ use std::net::{IpAddr, SocketAddr};
 use p2psip_capture::{Event, PayloadKind, Stats, Timestamp, Transport};
 use p2psip_wire::resource::{canonical, key_of, replica_id, resource_id};
 use p2psip_wire::{
-    Class, Deviation, ErrorKind, Host, Id, LinkKind, Message, Method, ParseError, ParseOptions,
-    Rport, Uri, Warnings, parse,
+    Class, Deviation, DhtPeerId, ErrorKind, Host, Id, LinkKind, Message, Method, ParseError,
+    ParseOptions, Rport, Uri, Warnings, parse,
 };
 
 use crate::catalogue::Req;
 use crate::hash::{FxMap, digest};
 use crate::model::{Analysis, CaptureProblem, Counters, Finding};
 use crate::options::Options;
+use crate::ring::Pos;
 use crate::sink::{At, Sink, texts};
 
 type Ns = i64;
@@ -100,9 +101,22 @@ struct LinkRef {
     kind: LinkKind,
     depth: u8,
     id: Id,
+    /// `id` as a ring position (distances without the byte loop).
+    pos: Pos,
     expires: Option<u32>,
     /// The address its Peer URI names.
     addr: Option<SocketAddr>,
+}
+
+/// What the analysis knows of a reported link's peer, looked up once per
+/// answer for all the link checks (none of them changes the peers).
+#[derive(Debug, Clone, Copy)]
+struct LinkFacts {
+    /// The linked peer: (last message it sent, gone, advertised lifetime).
+    linked: Option<(Ns, Option<Gone>, Option<u32>)>,
+    /// The responder's transaction record with it (verified, last heard),
+    /// looked up only for a complete responder (the only one judged by it).
+    verified: Option<(bool, Ns)>,
 }
 
 /// One direction a request travelled (two when a NAT relay is captured on
@@ -299,6 +313,13 @@ pub struct Checker {
     now: Ns,
     next_sweep: Ns,
     links: Vec<LinkRef>,
+    /// Scratch for the link checks: the facts of each link of one answer.
+    facts: Vec<LinkFacts>,
+    /// Timer F and the stale-report grace, in capture-time units.
+    timer_f: Ns,
+    stale_grace: Ns,
+    /// Scratch for C-L1: the successors of one answer, by depth.
+    succ: Vec<(u8, Id, Pos)>,
     peers_full_noted: bool,
     /// Last time the membership changed: a new peer, a join or leave
     /// answered 200, a peer found silent.
@@ -335,6 +356,8 @@ impl Checker {
         let base = ParseOptions::lenient()
             .with_profile(opts.profile)
             .without_peer_id_check();
+        let timer_f = opts.timer_f().as_nanos() as Ns;
+        let stale_grace = opts.stale_grace().as_nanos() as Ns;
         Checker {
             parse_opts_udp: base.with_transport(p2psip_wire::Transport::Udp),
             parse_opts_tcp: base.with_transport(p2psip_wire::Transport::Tcp),
@@ -359,6 +382,10 @@ impl Checker {
             now: Ns::MIN,
             next_sweep: Ns::MIN,
             links: Vec::with_capacity(64),
+            succ: Vec::with_capacity(16),
+            facts: Vec::with_capacity(64),
+            timer_f,
+            stale_grace,
             peers_full_noted: false,
             last_change: Ns::MIN,
             talked: FxMap::default(),
@@ -494,15 +521,17 @@ impl Checker {
             }
         };
         let msg = &parsed.message;
+        // Looked up once: every check below asks for it.
+        let peer_id = msg.dht_peer_id();
         if judged {
-            self.wire(at, raw, msg, &parsed.warnings);
+            self.wire(at, raw, msg, peer_id.is_some(), &parsed.warnings);
         }
         if msg.is_request() {
             self.counters.requests += 1;
-            self.request(at, raw, msg, judged);
+            self.request(at, raw, msg, peer_id, judged);
         } else {
             self.counters.responses += 1;
-            self.response(at, raw, msg, judged);
+            self.response(at, raw, msg, peer_id, judged);
         }
     }
 
@@ -530,8 +559,15 @@ impl Checker {
         });
     }
 
-    fn wire(&mut self, at: &At, raw: &[u8], msg: &Message<'_>, warnings: &Warnings) {
-        let p2p = msg.dht_peer_id().is_some() || msg.requires_dht() || msg.supports_dht();
+    fn wire(
+        &mut self,
+        at: &At,
+        raw: &[u8],
+        msg: &Message<'_>,
+        has_peer_id: bool,
+        warnings: &Warnings,
+    ) {
+        let p2p = has_peer_id || msg.requires_dht() || msg.supports_dht();
         self.sink.judged(Req::Wire1);
         if at.transport == Transport::Udp {
             self.sink.judged(Req::Wire1Udp);
@@ -573,12 +609,19 @@ impl Checker {
 
     // ----- requests -----
 
-    fn request(&mut self, at: &At, raw: &[u8], msg: &Message<'_>, judged: bool) {
+    fn request(
+        &mut self,
+        at: &At,
+        raw: &[u8],
+        msg: &Message<'_>,
+        peer_id: Option<&DhtPeerId<'_>>,
+        judged: bool,
+    ) {
         let Some(via) = msg.top_via() else { return };
         let class = Class::of_request(msg);
-        let p2p = msg.requires_dht() || msg.dht_peer_id().is_some();
-        let sender = msg.dht_peer_id().and_then(|d| named(&d.addr.uri));
-        let lifetime = msg.dht_peer_id().map(|d| d.expires.unwrap_or(3600));
+        let p2p = peer_id.is_some() || msg.requires_dht();
+        let sender = peer_id.and_then(|d| named(&d.addr.uri));
+        let lifetime = peer_id.map(|d| d.expires.unwrap_or(3600));
 
         // NAT-1: rport in the top Via of every request a peer sends.
         if p2p && judged {
@@ -905,7 +948,9 @@ impl Checker {
                 self.by_addr.insert(a, s.id);
             }
         }
-        if self.by_addr.len() < self.opts.max_peers * 2 {
+        // Sent from the address it advertises (no NAT between): already
+        // mapped just above.
+        if s.addr != Some(at.src) && self.by_addr.len() < self.opts.max_peers * 2 {
             self.by_addr.entry(at.src).or_insert(s.id);
         }
         if let Some(l) = lifetime {
@@ -922,11 +967,18 @@ impl Checker {
 
     // ----- responses -----
 
-    fn response(&mut self, at: &At, raw: &[u8], msg: &Message<'_>, judged: bool) {
+    fn response(
+        &mut self,
+        at: &At,
+        raw: &[u8],
+        msg: &Message<'_>,
+        peer_id: Option<&DhtPeerId<'_>>,
+        judged: bool,
+    ) {
         let Some(via) = msg.top_via() else { return };
         let Some(status) = msg.status() else { return };
-        let responder = msg.dht_peer_id().and_then(|d| named(&d.addr.uri));
-        let lifetime = msg.dht_peer_id().map(|d| d.expires.unwrap_or(3600));
+        let responder = peer_id.and_then(|d| named(&d.addr.uri));
+        let lifetime = peer_id.map(|d| d.expires.unwrap_or(3600));
 
         // NAT-2 from the response alone: a bare `rport` echoed back, or an
         // rport filled without received.
@@ -1299,6 +1351,7 @@ impl Checker {
                     kind: l.link.kind,
                     depth: l.link.depth,
                     id,
+                    pos: Pos::of(&id),
                     expires: l.expires,
                     addr: l.addr.uri.socket_addr(),
                 });
@@ -1315,8 +1368,22 @@ impl Checker {
         if judged {
             if !links.is_empty() {
                 self.link_order(at, raw, &r, &links, p1, s1);
-                self.link_truth(at, raw, &r, &links, now, pair.map(|p| p.4));
-                self.link_expiry(at, raw, &r, &links, now);
+                let mut facts = std::mem::take(&mut self.facts);
+                let complete = self.link_facts(&r, &links, &mut facts);
+                if let Some(complete) = complete {
+                    self.link_truth(
+                        at,
+                        raw,
+                        &r,
+                        &links,
+                        &facts,
+                        complete,
+                        now,
+                        pair.map(|p| p.4),
+                    );
+                }
+                self.link_expiry(at, raw, &links, &facts, complete == Some(true), now);
+                self.facts = facts;
             }
             let routing = msg.cseq().is_some_and(|c| c.method == Method::Register)
                 && matches!(status, 200 | 302 | 404);
@@ -1499,20 +1566,25 @@ impl Checker {
         s1: Option<Id>,
     ) {
         self.sink.judged(Req::Cl1);
-        let mut succ: Vec<(u8, Id)> = links
-            .iter()
-            .filter(|l| l.kind == LinkKind::S)
-            .map(|l| (l.depth, l.id))
-            .collect();
+        let mut succ = std::mem::take(&mut self.succ);
+        succ.clear();
+        succ.extend(
+            links
+                .iter()
+                .filter(|l| l.kind == LinkKind::S)
+                .map(|l| (l.depth, l.id, l.pos)),
+        );
         succ.sort_unstable_by_key(|s| s.0);
-        let mut last: Option<Id> = None;
-        for (i, (depth, id)) in succ.iter().enumerate() {
-            let dist = r.id.distance_to(id);
+        let rp = Pos::of(&r.id);
+        // The distance of the previous successor from the responder.
+        let mut last: Option<Pos> = None;
+        for (i, (depth, id, pos)) in succ.iter().enumerate() {
+            let dist = rp.distance_to(*pos);
             let bad = if *id == r.id {
                 Some("the responder itself".to_owned())
             } else if succ[..i].iter().any(|s| s.1 == *id) {
                 Some("a duplicate".to_owned())
-            } else if last.is_some_and(|l| r.id.distance_to(&l) >= dist) {
+            } else if last.is_some_and(|l| l >= dist) {
                 Some("not after the previous successor, clockwise from the responder".to_owned())
             } else {
                 None
@@ -1523,15 +1595,16 @@ impl Checker {
                         format!("successor list out of order: S{depth} is {why}"),
                         "S1..Sk strictly increasing clockwise from the responder, no duplicates",
                         succ.iter()
-                            .map(|(d, id)| format!("S{d}={}", short(id)))
+                            .map(|(d, id, _)| format!("S{d}={}", short(id)))
                             .collect::<Vec<_>>()
                             .join(" "),
                     )
                 });
                 break;
             }
-            last = Some(*id);
+            last = Some(dist);
         }
+        self.succ = succ;
         if let Some(p) = p1 {
             self.sink.judged(Req::Cl2);
             // A P1 inside (R, S1) is a legitimate transient while the ring
@@ -1540,7 +1613,7 @@ impl Checker {
             let quiet = self.quiet(ns(at.ts));
             let bad = if p == r.id {
                 Some("P1 is the responder itself")
-            } else if quiet && s1.is_some_and(|s| p != s && p.in_open(&r.id, &s)) {
+            } else if quiet && s1.is_some_and(|s| p != s && Pos::of(&p).in_open(rp, Pos::of(&s))) {
                 Some("P1 lies between the responder and its S1")
             } else {
                 None
@@ -1562,47 +1635,69 @@ impl Checker {
         }
     }
 
+    /// The facts of each link of an answer from `r` (into `out`, one per
+    /// link), and whether `r` is complete (`None`: `r` is not tracked).
+    fn link_facts(&self, r: &Named, links: &[LinkRef], out: &mut Vec<LinkFacts>) -> Option<bool> {
+        let state = self.peers.get(&r.id);
+        let complete = state.map(|s| s.complete);
+        let verified = state.filter(|s| s.complete).map(|s| &s.verified);
+        out.clear();
+        out.extend(links.iter().map(|l| {
+            LinkFacts {
+                linked: self
+                    .peers
+                    .get(&l.id)
+                    .map(|p| (p.last_sent, p.gone, p.advertised)),
+                verified: verified.and_then(|v| v.get(&l.id).copied()),
+            }
+        }));
+        complete
+    }
+
     /// QUERY-7, LEAVE-2 and C-L3 against what the capture showed.
     /// `asked` is when the request answered was first seen, if captured.
+    #[allow(clippy::too_many_arguments)]
     fn link_truth(
         &mut self,
         at: &At,
         raw: &[u8],
         r: &Named,
         links: &[LinkRef],
+        facts: &[LinkFacts],
+        complete: bool,
         now: Ns,
         asked: Option<Ns>,
     ) {
-        let grace = self.opts.stale_grace().as_nanos() as Ns;
-        let Some(state) = self.peers.get(&r.id) else {
-            return;
-        };
-        let complete = state.complete;
+        let grace = self.stale_grace;
+        let f = self.timer_f;
         let mut unverified: Vec<LinkRef> = Vec::new();
         let mut after_leave: Vec<(LinkRef, Ns)> = Vec::new();
         let mut gone: Vec<(LinkRef, Gone)> = Vec::new();
-        let f = self.opts.timer_f().as_nanos() as Ns;
-        for l in links {
+        let leaves: &[(Id, Ns)] = match self.peers.get(&r.id) {
+            Some(p) if !p.leaves_answered.is_empty() => &p.leaves_answered,
+            _ => &[],
+        };
+        for (l, facts) in links.iter().zip(facts) {
             if l.id == r.id {
                 continue;
             }
-            if complete && !state.verified.get(&l.id).is_some_and(|v| v.0) {
+            if complete && !facts.verified.is_some_and(|v| v.0) {
                 unverified.push(*l);
             }
-            let linked = self.peers.get(&l.id);
-            let back = linked.is_some_and(|p| p.last_sent > now);
+            let last_sent = facts.linked.map(|p| p.0);
+            let back = last_sent.is_some_and(|t| t > now);
             if matches!(l.kind, LinkKind::P | LinkKind::S)
                 && l.depth == 1
-                && let Some((_, t)) = state.leaves_answered.iter().find(|(x, _)| *x == l.id)
+                && let Some((_, t)) = leaves.iter().find(|(x, _)| *x == l.id)
                 && now > *t
                 // An answer to a request that arrived before the leave was
                 // answered may have been composed before it.
                 && asked.is_none_or(|a| a > *t)
-                && linked.is_none_or(|p| p.last_sent <= *t + f)
+                && last_sent.is_none_or(|s| s <= *t + f)
             {
                 after_leave.push((*l, *t));
             }
-            if let Some(g) = linked.and_then(|p| p.gone)
+            if let Some(g) = facts.linked.and_then(|p| p.1)
                 && !back
             {
                 let since = match g {
@@ -1718,11 +1813,18 @@ impl Checker {
 
     /// C-L4 and STAB-6: a link's lifetime against what its peer advertised
     /// and when the responder last heard from it.
-    fn link_expiry(&mut self, at: &At, raw: &[u8], r: &Named, links: &[LinkRef], now: Ns) {
-        let complete = self.peers.get(&r.id).is_some_and(|p| p.complete);
-        for l in links {
+    fn link_expiry(
+        &mut self,
+        at: &At,
+        raw: &[u8],
+        links: &[LinkRef],
+        facts: &[LinkFacts],
+        complete: bool,
+        now: Ns,
+    ) {
+        for (l, facts) in links.iter().zip(facts) {
             let Some(e) = l.expires else { continue };
-            let Some(adv) = self.peers.get(&l.id).and_then(|p| p.advertised) else {
+            let Some(adv) = facts.linked.and_then(|p| p.2) else {
                 continue;
             };
             self.sink.judged(Req::Cl4);
@@ -1740,13 +1842,7 @@ impl Checker {
                     )
                 });
             }
-            if complete
-                && let Some(last) = self
-                    .peers
-                    .get(&r.id)
-                    .and_then(|p| p.verified.get(&l.id))
-                    .map(|v| v.1)
-            {
+            if complete && let Some(last) = facts.verified.map(|v| v.1) {
                 self.sink.judged(Req::Stab6);
                 let age = now - last;
                 if age > i64::from(adv) * SEC + 2 * SEC {
@@ -1789,7 +1885,8 @@ impl Checker {
         req_src: Option<SocketAddr>,
         paired: bool,
     ) {
-        let responsible_by_p1 = p1.map(|p| key.in_open_closed(&p, &r.id));
+        let (kp, rp) = (Pos::of(&key), Pos::of(&r.id));
+        let responsible_by_p1 = p1.map(|p| kp.in_open_closed(Pos::of(&p), rp));
         match (status, class) {
             (302, Class::Leave) => {}
             (302, _) => {
@@ -1821,8 +1918,8 @@ impl Checker {
                         "the responder is responsible for the key by its own P1 {}",
                         short(&p1.unwrap_or(Id::ZERO))
                     ))
-                } else if c.in_open_closed(&r.id, &key)
-                    || (s1 == Some(c) && key.in_open(&r.id, &c))
+                } else if Pos::of(&c).in_open_closed(rp, kp)
+                    || (s1 == Some(c) && kp.in_open(rp, Pos::of(&c)))
                     // A first peer whose successor is still itself
                     // (JOIN-8) reports no S1: the fallback cannot be judged.
                     || s1.is_none()
@@ -1851,13 +1948,14 @@ impl Checker {
                 }
                 // QUERY-2 SHOULD: the closest peer it reported itself.
                 self.sink.judged(Req::Query2Closest);
-                if c.in_open_closed(&r.id, &key) {
-                    let gap = c.distance_to(&key);
+                let cp = Pos::of(&c);
+                if cp.in_open_closed(rp, kp) {
+                    let gap = cp.distance_to(kp);
                     if let Some(better) = links
                         .iter()
-                        .filter(|l| l.id != c && l.id.in_open_closed(&r.id, &key))
-                        .min_by_key(|l| l.id.distance_to(&key))
-                        .filter(|l| l.id.distance_to(&key) < gap)
+                        .filter(|l| l.id != c && l.pos.in_open_closed(rp, kp))
+                        .min_by_key(|l| l.pos.distance_to(kp))
+                        .filter(|l| l.pos.distance_to(kp) < gap)
                     {
                         self.sink.violation(Req::Query2Closest, at, raw, req_frame, || {
                             texts(
@@ -1981,7 +2079,8 @@ impl Checker {
             }
             let req = pl.finding.requirement;
             self.sink.judged(req);
-            let responsible = p1.is_none_or(|p| pl.key.in_open_closed(&p, &holder));
+            let responsible =
+                p1.is_none_or(|p| Pos::of(&pl.key).in_open_closed(Pos::of(&p), Pos::of(&holder)));
             if !responsible {
                 let mut f = pl.finding;
                 let what = match pl.replica {

@@ -49,6 +49,7 @@ pub mod options;
 pub mod pipeline;
 pub mod replay;
 pub mod report;
+mod ring;
 pub mod shape;
 mod sink;
 
