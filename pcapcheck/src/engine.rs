@@ -19,6 +19,7 @@ Every rule and its guard against false positives is described in the
 crate's README; the comments here name the requirement next to the check.
 */
 
+use std::collections::hash_map::Entry;
 use std::net::{IpAddr, SocketAddr};
 
 use p2psip_capture::{Event, PayloadKind, Stats, Timestamp, Transport};
@@ -187,7 +188,7 @@ struct PeerState {
     advertised: Option<u32>,
     /// Peers it exchanged a transaction with: whether one verified them
     /// (QUERY-7), and when it last heard from them.
-    verified: FxMap<Id, (bool, Ns)>,
+    verified: FxMap<Pos, (bool, Ns)>,
     /// Its latest link report: (time, P1) (`None`: no P1 link).
     p1: Option<(Ns, Option<Id>)>,
     /// Its latest S1 report: (time, S1, the link's lifetime in seconds).
@@ -297,7 +298,8 @@ pub struct Checker {
     counters: Counters,
     ids: FxMap<SocketAddr, Id>,
     txns: FxMap<u64, Txn>,
-    peers: FxMap<Id, PeerState>,
+    /// By Peer-ID as a ring position (cheaper to hash and compare).
+    peers: FxMap<Pos, PeerState>,
     by_addr: FxMap<SocketAddr, Id>,
     chains: FxMap<u64, Chain>,
     observed: FxMap<SocketAddr, Observed>,
@@ -643,7 +645,7 @@ impl Checker {
             }
             self.seen_peer(s, at, lifetime, msg, class);
             if class == Class::Leave
-                && let Some(p) = self.peers.get_mut(&s.id)
+                && let Some(p) = self.peers.get_mut(&Pos::of(&s.id))
             {
                 let t = ns(at.ts);
                 p.left_at = Some(p.left_at.map_or(t, |l| l.min(t)));
@@ -806,7 +808,7 @@ impl Checker {
         {
             let to_receiver =
                 msg.request_uri().and_then(|u| u.peer_id()) == Some(key) || self.id2(at.dst) == key;
-            if to_receiver && let Some(p) = self.peers.get_mut(&s.id) {
+            if to_receiver && let Some(p) = self.peers.get_mut(&Pos::of(&s.id)) {
                 p.stab_last = Some(now);
             }
         }
@@ -915,9 +917,12 @@ impl Checker {
         class: Class,
     ) {
         let now = ns(at.ts);
-        let f = self.opts.timer_f().as_nanos() as Ns;
-        if !self.peers.contains_key(&s.id) {
-            if self.peers.len() >= self.opts.max_peers {
+        let f = self.timer_f;
+        let tracked = self.peers.len();
+        // One lookup whether the peer is known or new.
+        let p = match self.peers.entry(Pos::of(&s.id)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(_) if tracked >= self.opts.max_peers => {
                 if !self.peers_full_noted {
                     self.peers_full_noted = true;
                     self.notes.push(format!(
@@ -927,19 +932,18 @@ impl Checker {
                 }
                 return;
             }
-            let complete = if msg.is_request() {
-                matches!(class, Class::Join) || msg.method() == Some(&Method::Options)
-            } else {
-                msg.dht_links().next().is_none()
-            };
-            let mut p = PeerState::new();
-            p.complete = complete;
-            self.peers.insert(s.id, p);
-            self.counters.peers += 1;
-            self.last_change = now;
-        }
-        let Some(p) = self.peers.get_mut(&s.id) else {
-            return;
+            Entry::Vacant(e) => {
+                let complete = if msg.is_request() {
+                    matches!(class, Class::Join) || msg.method() == Some(&Method::Options)
+                } else {
+                    msg.dht_links().next().is_none()
+                };
+                self.counters.peers += 1;
+                self.last_change = now;
+                let mut p = PeerState::new();
+                p.complete = complete;
+                e.insert(p)
+            }
         };
         p.last_sent = p.last_sent.max(now);
         if let Some(a) = s.addr {
@@ -1035,7 +1039,11 @@ impl Checker {
         let rport_requested = txn.rport_requested;
         let ua_register = txn.ua_register;
         let req_frame = txn.frame;
-        let sources: Vec<SocketAddr> = txn.legs.iter().map(|l| l.src).collect();
+        // The legs' sources, without an allocation per answer.
+        let mut sources = [None; MAX_LEGS];
+        for (s, l) in sources.iter_mut().zip(&txn.legs) {
+            *s = Some(l.src);
+        }
         let paired = txn
             .legs
             .iter()
@@ -1116,7 +1124,7 @@ impl Checker {
         {
             self.sink.judged(Req::Nat2Values);
             let told = SocketAddr::new(ip, port);
-            if leg_transport == Transport::Udp && !sources.contains(&told) {
+            if leg_transport == Transport::Udp && !sources.contains(&Some(told)) {
                 self.sink.violation(Req::Nat2Values, at, raw, Some(req_frame), || {
                     texts(
                         "received/rport differ from the request's source seen at the capture point (a NAT between them would explain it)",
@@ -1257,7 +1265,7 @@ impl Checker {
         {
             u.deadline = Some(now + self.opts.timer_f().as_nanos() as Ns);
             u.p1_then = responder
-                .and_then(|r| self.peers.get(&r.id))
+                .and_then(|r| self.peers.get(&Pos::of(&r.id)))
                 .and_then(|p| p.p1)
                 .map(|(_, p1)| p1);
             if judged_by(&self.opts, at.src) {
@@ -1284,10 +1292,11 @@ impl Checker {
             // answered 302 (rectify) has been verified too.
             let accepted = class.changes_state() && status != 493;
             for (a, b, verifies) in [(q, r.id, true), (r.id, q, accepted)] {
-                if let Some(p) = self.peers.get_mut(&a)
-                    && (p.verified.len() < MAX_VERIFIED_PER_PEER || p.verified.contains_key(&b))
+                if let Some(p) = self.peers.get_mut(&Pos::of(&a))
+                    && (p.verified.len() < MAX_VERIFIED_PER_PEER
+                        || p.verified.contains_key(&Pos::of(&b)))
                 {
-                    let e = p.verified.entry(b).or_insert((false, now));
+                    let e = p.verified.entry(Pos::of(&b)).or_insert((false, now));
                     e.0 |= verifies;
                     e.1 = now;
                 }
@@ -1302,12 +1311,12 @@ impl Checker {
             && (200..300).contains(&status)
             && let Some(q) = requester
         {
-            if let Some(p) = self.peers.get_mut(&q)
+            if let Some(p) = self.peers.get_mut(&Pos::of(&q))
                 && p.gone.is_none()
             {
                 p.gone = Some(Gone::Left(now));
             }
-            if let Some(p) = self.peers.get_mut(&r.id)
+            if let Some(p) = self.peers.get_mut(&Pos::of(&r.id))
                 && p.leaves_answered.len() < 64
             {
                 p.leaves_answered.push((q, now));
@@ -1393,14 +1402,17 @@ impl Checker {
                 // S1 (JOIN-8): judged once the responder has reported one.
                 // A responder whose last S1 is known gone (left, or silent
                 // for Timer F) may be alone again (its successor is itself).
-                let had_s1 =
-                    self.peers
-                        .get(&r.id)
-                        .and_then(|p| p.s1)
-                        .is_some_and(|(t, s, life)| {
-                            now - t <= i64::from(life) * SEC
-                                && self.peers.get(&s).is_none_or(|p| p.gone.is_none())
-                        });
+                let had_s1 = self
+                    .peers
+                    .get(&Pos::of(&r.id))
+                    .and_then(|p| p.s1)
+                    .is_some_and(|(t, s, life)| {
+                        now - t <= i64::from(life) * SEC
+                            && self
+                                .peers
+                                .get(&Pos::of(&s))
+                                .is_none_or(|p| p.gone.is_none())
+                    });
                 self.sink.judged(Req::Query4);
                 if !links.is_empty() && s1.is_none() && had_s1 {
                     self.sink
@@ -1453,7 +1465,11 @@ impl Checker {
             let uri = &to.addr.uri;
             let key = key_of(uri);
             let replica = uri.params.replica;
-            let before = self.peers.get(&r.id).and_then(|p| p.p1).map(|(_, p)| p);
+            let before = self
+                .peers
+                .get(&Pos::of(&r.id))
+                .and_then(|p| p.p1)
+                .map(|(_, p)| p);
             if let Some(before) = before {
                 let req = if replica.is_some() {
                     Req::Repl3
@@ -1488,7 +1504,7 @@ impl Checker {
                 .find(|l| l.kind == LinkKind::S && l.depth == 1)
                 .and_then(|l| l.expires)
                 .unwrap_or(0);
-            if let (Some(p), Some(s)) = (self.peers.get_mut(&r.id), s1) {
+            if let (Some(p), Some(s)) = (self.peers.get_mut(&Pos::of(&r.id)), s1) {
                 p.s1 = Some((now, s, s1_life));
             }
         }
@@ -1515,7 +1531,7 @@ impl Checker {
         };
         let t = self.opts.stabilize.as_nanos() as Ns;
         let bound = 2 * t + self.opts.timer_f().as_nanos() as Ns + 200 * MS;
-        let Some(p) = self.peers.get_mut(&r.id) else {
+        let Some(p) = self.peers.get_mut(&Pos::of(&r.id)) else {
             return;
         };
         if p.left_at.is_some() {
@@ -1578,11 +1594,11 @@ impl Checker {
         let rp = Pos::of(&r.id);
         // The distance of the previous successor from the responder.
         let mut last: Option<Pos> = None;
-        for (i, (depth, id, pos)) in succ.iter().enumerate() {
+        for (i, (depth, _, pos)) in succ.iter().enumerate() {
             let dist = rp.distance_to(*pos);
-            let bad = if *id == r.id {
+            let bad = if *pos == rp {
                 Some("the responder itself".to_owned())
-            } else if succ[..i].iter().any(|s| s.1 == *id) {
+            } else if succ[..i].iter().any(|s| s.2 == *pos) {
                 Some("a duplicate".to_owned())
             } else if last.is_some_and(|l| l >= dist) {
                 Some("not after the previous successor, clockwise from the responder".to_owned())
@@ -1638,7 +1654,7 @@ impl Checker {
     /// The facts of each link of an answer from `r` (into `out`, one per
     /// link), and whether `r` is complete (`None`: `r` is not tracked).
     fn link_facts(&self, r: &Named, links: &[LinkRef], out: &mut Vec<LinkFacts>) -> Option<bool> {
-        let state = self.peers.get(&r.id);
+        let state = self.peers.get(&Pos::of(&r.id));
         let complete = state.map(|s| s.complete);
         let verified = state.filter(|s| s.complete).map(|s| &s.verified);
         out.clear();
@@ -1646,9 +1662,9 @@ impl Checker {
             LinkFacts {
                 linked: self
                     .peers
-                    .get(&l.id)
+                    .get(&l.pos)
                     .map(|p| (p.last_sent, p.gone, p.advertised)),
-                verified: verified.and_then(|v| v.get(&l.id).copied()),
+                verified: verified.and_then(|v| v.get(&l.pos).copied()),
             }
         }));
         complete
@@ -1673,12 +1689,13 @@ impl Checker {
         let mut unverified: Vec<LinkRef> = Vec::new();
         let mut after_leave: Vec<(LinkRef, Ns)> = Vec::new();
         let mut gone: Vec<(LinkRef, Gone)> = Vec::new();
-        let leaves: &[(Id, Ns)] = match self.peers.get(&r.id) {
+        let leaves: &[(Id, Ns)] = match self.peers.get(&Pos::of(&r.id)) {
             Some(p) if !p.leaves_answered.is_empty() => &p.leaves_answered,
             _ => &[],
         };
+        let rp = Pos::of(&r.id);
         for (l, facts) in links.iter().zip(facts) {
-            if l.id == r.id {
+            if l.pos == rp {
                 continue;
             }
             if complete && !facts.verified.is_some_and(|v| v.0) {
@@ -2059,7 +2076,7 @@ impl Checker {
 
     /// A new P1 report of `holder`: judges the placements waiting for it.
     fn p1_report(&mut self, holder: Id, now: Ns, p1: Option<Id>) {
-        if let Some(p) = self.peers.get_mut(&holder) {
+        if let Some(p) = self.peers.get_mut(&Pos::of(&holder)) {
             p.p1 = Some((now, p1));
         }
         if self.placements.is_empty() {
@@ -2125,7 +2142,7 @@ impl Checker {
         }
         for (dst, since) in silent {
             if let Some(id) = self.by_addr.get(&dst).copied()
-                && let Some(p) = self.peers.get_mut(&id)
+                && let Some(p) = self.peers.get_mut(&Pos::of(&id))
                 && p.gone.is_none()
                 && p.last_sent <= since
             {
@@ -2165,7 +2182,7 @@ impl Checker {
         // (when it answered the UA, and now) says it is not theirs.
         let adapter = self.by_addr.get(&u.adapter).copied();
         let p1_now = adapter
-            .and_then(|a| self.peers.get(&a))
+            .and_then(|a| self.peers.get(&Pos::of(&a)))
             .and_then(|p| p.p1)
             .map(|(_, p1)| p1);
         let (Some(me), Some(then), Some(now)) = (adapter, u.p1_then, p1_now) else {
@@ -2331,7 +2348,11 @@ impl Checker {
             let due = t1 * 2 + 200 * MS;
             // A peer that left (or stopped) ends its transactions, and one
             // to a peer that left may be abandoned: not judged.
-            let peer = |a: &SocketAddr| self.by_addr.get(a).and_then(|id| self.peers.get(id));
+            let peer = |a: &SocketAddr| {
+                self.by_addr
+                    .get(a)
+                    .and_then(|id| self.peers.get(&Pos::of(id)))
+            };
             let stopped = peer(&w.sender).is_some_and(|p| {
                 p.last_sent <= w.first + due || p.left_at.is_some_and(|l| l <= w.first + w.wait)
             });
@@ -2364,7 +2385,10 @@ impl Checker {
         }
         // C-L3: reports of gone peers stand if the peer never spoke again.
         for s in std::mem::take(&mut self.stale) {
-            let last = self.peers.get(&s.peer).map_or(Ns::MIN, |p| p.last_sent);
+            let last = self
+                .peers
+                .get(&Pos::of(&s.peer))
+                .map_or(Ns::MIN, |p| p.last_sent);
             let spoke_again = match s.gone {
                 Gone::Silent(t) => last > t,
                 Gone::Left(t) => last > t + f,

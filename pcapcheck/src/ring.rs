@@ -7,6 +7,8 @@ results are exactly those of `Id::distance_to`, `Id::in_open` and
 `Id::in_open_closed` (tested against them below).
 */
 
+use std::hash::{Hash, Hasher};
+
 use p2psip_wire::Id;
 
 /// A ring position, or a clockwise distance: numeric order (high word
@@ -15,6 +17,16 @@ use p2psip_wire::Id;
 pub(crate) struct Pos {
     hi: u32,
     lo: u128,
+}
+
+/// Three words into the hasher (an `Id` hashes its length and 20 bytes).
+impl Hash for Pos {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.lo as u64);
+        state.write_u64((self.lo >> 64) as u64);
+        state.write_u32(self.hi);
+    }
 }
 
 impl Pos {
