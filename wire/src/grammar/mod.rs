@@ -271,7 +271,13 @@ fn message<'a>(
         .lf_from(input, skip)
         .ok_or_else(|| ParseError::new(input.len(), ErrorKind::Incomplete))?;
     let line = strip_cr(cx, &input[skip..line_end], line_end - skip, start_at);
-    let start = start_line(cx, line)?;
+    // Read in place: the start line is large, and each move of it is a
+    // copy.
+    let mut start = StartLine::Response {
+        code: 0,
+        reason: Text::EMPTY,
+    };
+    start_line(cx, line, &mut start)?;
 
     let mut pos = line_end + 1;
     let mut headers = crate::spare::list(head.values);
@@ -366,8 +372,12 @@ fn logical_line_end(cx: &mut Cx<'_>, head: &mut Head, input: &[u8], from: usize)
     }
 }
 
-/// `Request-Line` or `Status-Line`.
-fn start_line<'a>(cx: &mut Cx<'a>, line: &'a [u8]) -> Result<StartLine<'a>, ParseError> {
+/// `Request-Line` or `Status-Line`, read into `out`.
+fn start_line<'a>(
+    cx: &mut Cx<'a>,
+    line: &'a [u8],
+    out: &mut StartLine<'a>,
+) -> Result<(), ParseError> {
     let bad = |at: &[u8], cx: &Cx<'a>| ParseError::new(cx.offset(at), ErrorKind::StartLine);
     if STATUS_LINE_START.begins(line) {
         // Status-Code = 3DIGIT, Reason-Phrase = *(any text)
@@ -388,23 +398,34 @@ fn start_line<'a>(cx: &mut Cx<'a>, line: &'a [u8]) -> Result<StartLine<'a>, Pars
             Some(r) => cx.text(r),
             None => Text::EMPTY,
         };
-        return Ok(StartLine::Response { code, reason });
+        *out = StartLine::Response { code, reason };
+        return Ok(());
     }
     let (rest, method) = lex::token(line).map_err(|_| bad(line, cx))?;
     let rest = rest.strip_prefix(b" ").ok_or_else(|| bad(rest, cx))?;
-    let (rest, uri) = match uri::plain_request_uri(rest) {
-        Some(plain) => plain,
-        None => uri::uri(cx, rest, uri::Place::RequestLine).map_err(|e| {
-            let at = header::failed_at(e, rest);
-            ParseError::new(cx.offset(at), ErrorKind::Uri)
-        })?,
+    *out = StartLine::Request {
+        method: header::method(cx, method),
+        uri: uri::empty(),
+    };
+    let StartLine::Request { uri, .. } = out else {
+        unreachable!("written above")
+    };
+    let rest = match uri::plain_request_uri(rest, uri) {
+        Some(rest) => rest,
+        None => {
+            uri::uri_into(cx, rest, uri::Place::RequestLine, uri)
+                .map_err(|e| {
+                    let at = header::failed_at(e, rest);
+                    ParseError::new(cx.offset(at), ErrorKind::Uri)
+                })?
+                .0
+        }
     };
     let version = rest.strip_prefix(b" ").ok_or_else(|| bad(rest, cx))?;
     if !SIP_VERSION.is(version) {
         return Err(bad(version, cx));
     }
-    let method = header::method(cx, method);
-    Ok(StartLine::Request { method, uri })
+    Ok(())
 }
 
 /// Which typed rule reads a header, by name (case-insensitive, compact
@@ -751,7 +772,16 @@ mod tests {
     #[test]
     fn sip_version_in_any_letter_case_and_nothing_else() {
         fn line(l: &str) -> Result<StartLine<'_>, ParseError> {
-            start_line(&mut Cx::of_text(l, Profile::DsipChord), l.as_bytes())
+            let mut start = StartLine::Response {
+                code: 0,
+                reason: Text::EMPTY,
+            };
+            start_line(
+                &mut Cx::of_text(l, Profile::DsipChord),
+                l.as_bytes(),
+                &mut start,
+            )?;
+            Ok(start)
         }
         for ok in ["SIP/2.0 200 OK", "sip/2.0 200 OK", "Sip/2.0 180 "] {
             assert!(matches!(line(ok), Ok(StartLine::Response { .. })), "{ok}");

@@ -143,17 +143,16 @@ pub(crate) fn peer_uri<'a>(cx: &mut Cx<'a>, i: &'a [u8], out: &mut Uri<'a>) -> O
 /// from the space on. None, with nothing read, for anything else, which
 /// [`uri`] reads (to the same URI, with nothing to record).
 #[inline]
-pub(crate) fn plain_request_uri(i: &[u8]) -> Option<(&[u8], Uri<'static>)> {
+pub(crate) fn plain_request_uri<'a>(i: &'a [u8], out: &mut Uri<'_>) -> Option<&'a [u8]> {
     let hostport = lex::lit(i, b"sip:")?;
     let (addr, len) = ipv4_prefix(hostport)?;
     let (port, rest) = lex::short_port(lex::lit(&hostport[len..], b":")?)?;
     if rest.first() != Some(&b' ') {
         return None;
     }
-    let mut uri = empty();
-    uri.host = Host::V4(addr);
-    uri.port = Some(port);
-    Some((rest, uri))
+    out.host = Host::V4(addr);
+    out.port = Some(port);
+    Some(rest)
 }
 
 /// `SIP-URI = "sip:" [ userinfo ] hostport uri-parameters [ headers ]`
@@ -805,7 +804,9 @@ mod tests {
             "SIP:10.0.0.1:5060 SIP/2.0",
             "sip:a@10.0.0.1:5060 SIP/2.0",
         ] {
-            let Some((rest, plain)) = plain_request_uri(s.as_bytes()) else {
+            let mut plain = empty();
+            let Some(rest) = plain_request_uri(s.as_bytes(), &mut plain) else {
+                assert_eq!(plain, empty(), "{s}: a refused URI was written");
                 continue;
             };
             taken += 1;
