@@ -23,8 +23,8 @@ use super::uri::{host, ipv4_prefix};
 use crate::error::Deviation;
 use crate::id::Id;
 use crate::message::{
-    ContactAddr, DhtLink, DhtPeerId, FromTo, Header, Host, IdentityHeader, NameAddr, Scheme, Uri,
-    UriParams, Via,
+    ContactAddr, DhtLink, DhtPeerId, FromTo, Header, Host, IdentityHeader, LinkKind, LinkType,
+    NameAddr, Scheme, Uri, UriParams, Via,
 };
 use crate::profile::Profile;
 use crate::text::Text;
@@ -214,7 +214,10 @@ pub(crate) fn dht_link<'a>(cx: &mut Cx<'a>, value: &'a [u8], out: &mut Vec<Heade
     let Some((p, rest)) = peer_addr(value) else {
         return false;
     };
-    let Some((link, expires, [])) = link_params(rest, legacy) else {
+    let Some((link, expires)) = link_tail(rest).or_else(|| match link_params(rest, legacy) {
+        Some((link, expires, [])) => Some((link, expires)),
+        _ => None,
+    }) else {
         return false;
     };
     let user = cx.text(p.user);
@@ -232,6 +235,45 @@ pub(crate) fn dht_link<'a>(cx: &mut Cx<'a>, value: &'a [u8], out: &mut Vec<Heade
     }
     check_peer(cx, &p);
     true
+}
+
+/// The parameters of a DHT-Link as senders write them, `;link=TD;expires=N`
+/// to the end of the value (a depth of one to three digits, an expiry of
+/// one to nine), tested as one shape. None, for anything else, which
+/// `link_params` reads.
+#[inline(always)]
+fn link_tail(rest: &[u8]) -> Option<(LinkType, u32)> {
+    let (head, rest) = rest.split_first_chunk::<7>()?;
+    let (letter, name) = head.split_last()?;
+    if name != b";link=" {
+        return None;
+    }
+    let (kind, max) = match *letter | 0x20 {
+        b'p' => (LinkKind::P, 255),
+        b's' => (LinkKind::S, 255),
+        b'f' => (LinkKind::F, 159),
+        _ => return None,
+    };
+    let d = |b: u8| u32::from(b.wrapping_sub(b'0'));
+    let (depth, rest) = match *rest {
+        [a, b';', ref r @ ..] if d(a) <= 9 => (d(a), r),
+        [a, b, b';', ref r @ ..] if d(a) <= 9 && d(b) <= 9 => (d(a) * 10 + d(b), r),
+        [a, b, c, b';', ref r @ ..] if d(a) <= 9 && d(b) <= 9 && d(c) <= 9 => {
+            (d(a) * 100 + d(b) * 10 + d(c), r)
+        }
+        _ => return None,
+    };
+    if depth > max {
+        return None;
+    }
+    let expires = lex::short_number(lex::lit(rest, b"expires=")?)?;
+    Some((
+        LinkType {
+            kind,
+            depth: depth as u8,
+        },
+        expires,
+    ))
 }
 
 /// From and To: `<PeerURI>` and `;tag=TAG` if any; `slot` says which
@@ -587,6 +629,19 @@ mod tests {
                 ";link=S1",
                 ";expires=60;link=S1",
                 ";link=S1;expires=60;x",
+                // The shapes of the fixed-shape tail and its near misses.
+                ";link=S/;expires=60",
+                ";link=S1/;expires=60",
+                ";link=S12/;expires=60",
+                ";link=s01;expires=60",
+                ";link=P255;expires=1",
+                ";link=S256;expires=1",
+                ";link=X1;expires=60",
+                ";link=S;expires=60",
+                ";link=S1;expires=",
+                ";link=S1;Expires=60",
+                ";link=S1;expires=060",
+                ";link=S1,expires=60",
             ] {
                 values.push(format!("{u}{p}"));
             }
