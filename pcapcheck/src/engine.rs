@@ -22,7 +22,7 @@ crate's README; the comments here name the requirement next to the check.
 use std::collections::hash_map::Entry;
 use std::net::{IpAddr, SocketAddr};
 
-use p2psip_capture::{Event, PayloadKind, Stats, Timestamp, Transport};
+use p2psip_capture::{Event, Stats, Timestamp, Transport};
 use p2psip_wire::resource::{canonical, key_of, replica_id, resource_id};
 use p2psip_wire::{
     Class, Deviation, DhtPeerId, ErrorKind, Host, Id, LinkKind, Message, Method, ParseError,
@@ -399,41 +399,22 @@ impl Checker {
 
     /// Takes one event of a capture.
     pub fn event(&mut self, event: &Event<'_>) {
-        match event {
-            Event::Datagram {
-                frame,
-                first_frame,
-                ts,
-                src,
-                dst,
-                transport,
-                payload,
-                kind: PayloadKind::Sip,
-            } => {
-                let at = At {
-                    frame: *frame,
-                    first_frame: *first_frame,
-                    ts: *ts,
-                    src: *src,
-                    dst: *dst,
-                    transport: *transport,
-                };
-                self.message(&at, payload);
-            }
-            Event::Datagram { .. } => {}
-            Event::Finding {
-                frame,
-                kind,
-                message,
-            } => {
-                if self.problems.len() < MAX_CAPTURE_PROBLEMS {
-                    self.problems.push(CaptureProblem {
-                        frame: *frame,
-                        kind: *kind,
-                        message: message.clone(),
-                    });
-                }
-            }
+        if let Some((at, payload)) = At::of_sip(event) {
+            self.message(&at, payload);
+            return;
+        }
+        if let Event::Finding {
+            frame,
+            kind,
+            message,
+        } = event
+            && self.problems.len() < MAX_CAPTURE_PROBLEMS
+        {
+            self.problems.push(CaptureProblem {
+                frame: *frame,
+                kind: *kind,
+                message: message.clone(),
+            });
         }
     }
 

@@ -26,13 +26,10 @@ bounded state. It does not grow with the capture.
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use p2psip_capture::{
-    CaptureError, CaptureReader, Event, FindingKind, PayloadKind, Timestamp, Transport,
-};
+use p2psip_capture::{CaptureError, CaptureReader, Event, FindingKind, Transport};
 use p2psip_wire::{ParseError, ParseOptions, Parsed, parse};
 
 use crate::engine::Checker;
@@ -75,12 +72,7 @@ const READ_STEP: usize = 64 * 1024;
 /// A SIP payload: where it is in the epoch's buffer, and where it was in
 /// the capture.
 struct Item {
-    frame: u64,
-    first_frame: u64,
-    ts: Timestamp,
-    src: SocketAddr,
-    dst: SocketAddr,
-    transport: Transport,
+    at: At,
     start: usize,
     end: usize,
 }
@@ -198,40 +190,27 @@ fn fill<R: Read>(
 }
 
 fn push(epoch: &mut Epoch, event: Event<'_>) {
-    match event {
-        Event::Datagram {
-            frame,
-            first_frame,
-            ts,
-            src,
-            dst,
-            transport,
-            payload,
-            kind: PayloadKind::Sip,
-        } => {
-            let start = epoch.data.len();
-            epoch.data.extend_from_slice(&payload);
-            epoch.entries.push(Entry::Sip(Item {
-                frame,
-                first_frame,
-                ts,
-                src,
-                dst,
-                transport,
-                start,
-                end: epoch.data.len(),
-            }));
-        }
-        Event::Datagram { .. } => {}
-        Event::Finding {
+    if let Some((at, payload)) = At::of_sip(&event) {
+        let start = epoch.data.len();
+        epoch.data.extend_from_slice(payload);
+        epoch.entries.push(Entry::Sip(Item {
+            at,
+            start,
+            end: epoch.data.len(),
+        }));
+        return;
+    }
+    if let Event::Finding {
+        frame,
+        kind,
+        message,
+    } = event
+    {
+        epoch.entries.push(Entry::Finding {
             frame,
             kind,
             message,
-        } => epoch.entries.push(Entry::Finding {
-            frame,
-            kind,
-            message,
-        }),
+        });
     }
 }
 
@@ -315,7 +294,7 @@ fn parse_one<'a>(
 ) -> Option<Result<Parsed<'a>, ParseError>> {
     match e {
         Entry::Sip(i) => {
-            let o = match i.transport {
+            let o = match i.at.transport {
                 Transport::Udp => opts[0],
                 Transport::Tcp => opts[1],
             };
@@ -581,17 +560,7 @@ fn judge(
     checker: &mut Checker,
 ) {
     match (e, parsed) {
-        (Entry::Sip(i), Some(p)) => {
-            let at = At {
-                frame: i.frame,
-                first_frame: i.first_frame,
-                ts: i.ts,
-                src: i.src,
-                dst: i.dst,
-                transport: i.transport,
-            };
-            checker.parsed(&at, now.payload(i), p);
-        }
+        (Entry::Sip(i), Some(p)) => checker.parsed(&i.at, now.payload(i), p),
         (
             Entry::Finding {
                 frame,

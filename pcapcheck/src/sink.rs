@@ -6,7 +6,7 @@ rest are only counted). Texts are built only for findings that are kept.
 
 use std::net::SocketAddr;
 
-use p2psip_capture::{Timestamp, Transport};
+use p2psip_capture::{Event, PayloadKind, Timestamp, Transport};
 
 use crate::catalogue::{Check, Req};
 use crate::model::{CheckResult, Finding, RequirementResult};
@@ -20,6 +20,36 @@ pub(crate) struct At {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub transport: Transport,
+}
+
+impl At {
+    /// Where a SIP datagram of the capture is, and its payload; `None`
+    /// for anything else.
+    pub(crate) fn of_sip<'e>(event: &'e Event<'_>) -> Option<(At, &'e [u8])> {
+        match event {
+            Event::Datagram {
+                frame,
+                first_frame,
+                ts,
+                src,
+                dst,
+                transport,
+                payload,
+                kind: PayloadKind::Sip,
+            } => Some((
+                At {
+                    frame: *frame,
+                    first_frame: *first_frame,
+                    ts: *ts,
+                    src: *src,
+                    dst: *dst,
+                    transport: *transport,
+                },
+                payload,
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// The three texts of a finding.

@@ -25,7 +25,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 
 pub use p2psip_capture::Transport;
-use p2psip_capture::{CaptureError, CaptureReader, Event, Limits, PayloadKind, Timestamp};
+use p2psip_capture::{CaptureError, CaptureReader, Limits, Timestamp};
 use p2psip_wire::resource::key_of;
 use p2psip_wire::{Class, Id, LinkKind, Message, ParseOptions, Profile, Uri, parse, peer_id};
 
@@ -157,20 +157,10 @@ fn each_sip<R: Read>(
 ) -> Result<(), CaptureError> {
     let mut capture = CaptureReader::with_limits(reader, opts.limits)?;
     capture.for_each(|event| {
-        let Event::Datagram {
-            frame,
-            ts,
-            src,
-            dst,
-            transport,
-            payload,
-            kind: PayloadKind::Sip,
-            ..
-        } = event
-        else {
+        let Some((at, payload)) = crate::sink::At::of_sip(&event) else {
             return;
         };
-        let wire_transport = match transport {
+        let wire_transport = match at.transport {
             Transport::Udp => p2psip_wire::Transport::Udp,
             Transport::Tcp => p2psip_wire::Transport::Tcp,
         };
@@ -178,17 +168,17 @@ fn each_sip<R: Read>(
             .with_profile(opts.profile)
             .with_transport(wire_transport)
             .without_peer_id_check();
-        let Ok(parsed) = parse(&payload, popts) else {
+        let Ok(parsed) = parse(payload, popts) else {
             return;
         };
         let deviations = parsed.warnings.iter().map(|(d, _)| d.message()).collect();
         f(Sip {
-            frame,
-            ts,
-            src,
-            dst,
-            transport,
-            payload: &payload,
+            frame: at.frame,
+            ts: at.ts,
+            src: at.src,
+            dst: at.dst,
+            transport: at.transport,
+            payload,
             message: parsed.message,
             deviations,
         });
