@@ -1,6 +1,6 @@
 //! `cargo run --release -p p2psip-pcapcheck --example check_one_core --
 //! FILE [ARGS]`: [`check`](p2psip_pcapcheck::check) on the calling thread
-//! only (`PIPELINED=1`: `check_pipelined`), printing its time, the message
+//! only (`--threads 2`: `check_pipelined`), printing its time, the message
 //! and finding counts, and a digest of the whole analysis (findings,
 //! counters, notes) to standard error. For counting the instructions of
 //! one pass (`valgrind --tool=callgrind`, `perf stat`) and for checking
@@ -29,7 +29,7 @@ fn main() {
         }
     };
     let t = std::time::Instant::now();
-    let analysis = if std::env::var_os("PIPELINED").is_some() {
+    let analysis = if cli.args.threads == Some(2) {
         p2psip_pcapcheck::check_pipelined(input, &opts)
     } else {
         p2psip_pcapcheck::check(input, &opts)
