@@ -213,8 +213,8 @@ impl Id {
 pub(crate) fn hex40(text: &[u8; 40]) -> Option<([u8; 20], bool)> {
     use std::arch::x86_64::{
         __m128i, _mm_add_epi8, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64,
-        _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_packus_epi16,
-        _mm_set1_epi8, _mm_set1_epi16, _mm_slli_epi16, _mm_srli_epi16, _mm_sub_epi8,
+        _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_packus_epi16, _mm_set1_epi8,
+        _mm_set1_epi16, _mm_slli_epi16, _mm_srli_epi16, _mm_sub_epi8,
     };
     /// Sixteen digits: the eight bytes they spell (in order, little-endian),
     /// a bit per digit that is a hex digit, and a bit per upper-case letter.
@@ -250,27 +250,44 @@ pub(crate) fn hex40(text: &[u8; 40]) -> Option<([u8; 20], bool)> {
             (bytes, valid, upper)
         }
     }
+    let [x, y, z] = three_loads(text);
     // SAFETY: this function is compiled only where SSE2 is enabled (the cfg
-    // above; it is part of every x86_64 target). The three loads read bytes
-    // 0..16, 16..32 and 24..40 of the 40 of `text`, and `loadu` has no
-    // alignment requirement.
-    let ((a, va, ua), (b, vb, ub), (c, vc, uc)) = unsafe {
-        let p = text.as_ptr();
-        (
-            sixteen(_mm_loadu_si128(p.cast::<__m128i>())),
-            sixteen(_mm_loadu_si128(p.add(16).cast::<__m128i>())),
-            sixteen(_mm_loadu_si128(p.add(24).cast::<__m128i>())),
-        )
-    };
+    // above; it is part of every x86_64 target).
+    let ((a, va, ua), (b, vb, ub), (c, vc, uc)) = unsafe { (sixteen(x), sixteen(y), sixteen(z)) };
     if va & vb & vc != 0xffff {
         return None;
     }
+    Some((twenty(a, b, c), (ua | ub | uc) != 0))
+}
+
+/// The 40 digits as three sixteen-byte loads: bytes 0..16, 16..32 and
+/// 24..40 (the third overlaps the second by eight digits).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn three_loads(text: &[u8; 40]) -> [std::arch::x86_64::__m128i; 3] {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128};
+    // SAFETY: SSE2 is enabled (the cfg above); each load reads 16 bytes
+    // within the 40 of `text`, and `loadu` has no alignment requirement.
+    unsafe {
+        let p = text.as_ptr();
+        [
+            _mm_loadu_si128(p.cast::<__m128i>()),
+            _mm_loadu_si128(p.add(16).cast::<__m128i>()),
+            _mm_loadu_si128(p.add(24).cast::<__m128i>()),
+        ]
+    }
+}
+
+/// The 20 bytes the three loads of [`three_loads`] spell, eight from each
+/// (the third began eight digits, four bytes, early).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn twenty(a: u64, b: u64, c: u64) -> [u8; 20] {
     let mut out = [0u8; 20];
     out[..8].copy_from_slice(&a.to_le_bytes());
     out[8..16].copy_from_slice(&b.to_le_bytes());
-    // The third load began eight digits (four bytes) early.
     out[16..].copy_from_slice(&c.to_le_bytes()[4..]);
-    Some((out, (ua | ub | uc) != 0))
+    out
 }
 
 /// 40 lower-case hex digits as 20 bytes; None if any is not one. Sixteen
@@ -281,8 +298,8 @@ pub(crate) fn hex40(text: &[u8; 40]) -> Option<([u8; 20], bool)> {
 fn lower_hex40(text: &[u8; 40]) -> Option<[u8; 20]> {
     use std::arch::x86_64::{
         __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cvtsi128_si64,
-        _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_packus_epi16,
-        _mm_set1_epi8, _mm_set1_epi16, _mm_slli_epi16, _mm_srli_epi16, _mm_sub_epi8,
+        _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_packus_epi16, _mm_set1_epi8,
+        _mm_set1_epi16, _mm_slli_epi16, _mm_srli_epi16, _mm_sub_epi8,
     };
     /// Sixteen digits: the eight bytes they spell (in order,
     /// little-endian) and a bit per byte that is a lower-case hex digit.
@@ -315,24 +332,13 @@ fn lower_hex40(text: &[u8; 40]) -> Option<[u8; 20]> {
             (bytes, valid)
         }
     }
-    // SAFETY: as in `hex40`: SSE2 is enabled here, and the three loads read
-    // bytes 0..16, 16..32 and 24..40 of the 40 of `text`.
-    let ((a, va), (b, vb), (c, vc)) = unsafe {
-        let p = text.as_ptr();
-        (
-            sixteen(_mm_loadu_si128(p.cast::<__m128i>())),
-            sixteen(_mm_loadu_si128(p.add(16).cast::<__m128i>())),
-            sixteen(_mm_loadu_si128(p.add(24).cast::<__m128i>())),
-        )
-    };
+    let [x, y, z] = three_loads(text);
+    // SAFETY: as in `hex40`: SSE2 is enabled here.
+    let ((a, va), (b, vb), (c, vc)) = unsafe { (sixteen(x), sixteen(y), sixteen(z)) };
     if va & vb & vc != 0xffff {
         return None;
     }
-    let mut out = [0u8; 20];
-    out[..8].copy_from_slice(&a.to_le_bytes());
-    out[8..16].copy_from_slice(&b.to_le_bytes());
-    out[16..].copy_from_slice(&c.to_le_bytes()[4..]);
-    Some(out)
+    Some(twenty(a, b, c))
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
